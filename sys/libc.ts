@@ -1,0 +1,260 @@
+/**
+ * The one place Fulcrum opens libc. Everything above sys/ calls the typed functions
+ * here (or the protocol modules built on them) and never sees a pointer.
+ *
+ * Blocking calls (`recvfrom`, `recv`, `poll`) are declared `nonblocking: true`: Deno runs
+ * them on a worker thread, so they do not stall the event loop. errno is thread-local,
+ * so those calls report only their return value; sockets they read should carry a
+ * receive timeout (`SO_RCVTIMEO`) so a reader loop can notice it was closed.
+ * @module
+ */
+
+const SYMBOLS = {
+  socket: { parameters: ["i32", "i32", "i32"], result: "i32" },
+  bind: { parameters: ["i32", "buffer", "u32"], result: "i32" },
+  connect: { parameters: ["i32", "buffer", "u32"], result: "i32" },
+  close: { parameters: ["i32"], result: "i32" },
+  setsockopt: { parameters: ["i32", "i32", "i32", "buffer", "u32"], result: "i32" },
+  getsockopt: { parameters: ["i32", "i32", "i32", "buffer", "buffer"], result: "i32" },
+  getsockname: { parameters: ["i32", "buffer", "buffer"], result: "i32" },
+  sendto: {
+    parameters: ["i32", "buffer", "usize", "i32", "buffer", "u32"],
+    result: "isize",
+  },
+  send: { parameters: ["i32", "buffer", "usize", "i32"], result: "isize" },
+  recvfrom: {
+    parameters: ["i32", "buffer", "usize", "i32", "buffer", "buffer"],
+    result: "isize",
+    nonblocking: true,
+  },
+  recvfromNow: {
+    name: "recvfrom",
+    parameters: ["i32", "buffer", "usize", "i32", "buffer", "buffer"],
+    result: "isize",
+  },
+  if_nametoindex: { parameters: ["buffer"], result: "u32" },
+  __errno_location: { parameters: [], result: "pointer" },
+  strerror: { parameters: ["i32"], result: "pointer" },
+  getpid: { parameters: [], result: "i32" },
+} as const satisfies Deno.ForeignLibraryInterface;
+
+type Libc = Deno.DynamicLibrary<typeof SYMBOLS>["symbols"];
+
+let lib: Libc | undefined;
+
+/** The libc symbols, opened on first use. Throws a clear error without `--allow-ffi`. */
+function libc(): Libc {
+  if (!lib) {
+    try {
+      lib = Deno.dlopen("libc.so.6", SYMBOLS).symbols;
+    } catch (error) {
+      throw new Error(
+        `cannot open libc for raw sockets and netlink (${
+          (error as Error).message
+        }); run with --allow-ffi on Linux`,
+      );
+    }
+  }
+  return lib;
+}
+
+/** True when FFI can be used in this process (permission granted, Linux libc present). */
+export function ffiAvailable(): boolean {
+  try {
+    libc();
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** errno names for the values kernel-facing code meets. */
+const ERRNO_NAMES: Readonly<Record<number, string>> = {
+  1: "EPERM",
+  2: "ENOENT",
+  3: "ESRCH",
+  4: "EINTR",
+  11: "EAGAIN",
+  12: "ENOMEM",
+  13: "EACCES",
+  16: "EBUSY",
+  17: "EEXIST",
+  19: "ENODEV",
+  22: "EINVAL",
+  24: "EMFILE",
+  93: "EPROTONOSUPPORT",
+  95: "EOPNOTSUPP",
+  97: "EAFNOSUPPORT",
+  98: "EADDRINUSE",
+  99: "EADDRNOTAVAIL",
+  101: "ENETUNREACH",
+  105: "ENOBUFS",
+  110: "ETIMEDOUT",
+  111: "ECONNREFUSED",
+};
+
+/** A failed system call, with errno and its name. */
+export class SysError extends Error {
+  readonly errno: number;
+  readonly code: string;
+  constructor(call: string, errno: number, hint = "") {
+    const code = ERRNO_NAMES[errno] ?? `errno ${errno}`;
+    super(`${call} failed: ${code} (${strerror(errno)})${hint ? `; ${hint}` : ""}`);
+    this.name = "SysError";
+    this.errno = errno;
+    this.code = code;
+  }
+}
+
+/** The current thread's errno (valid right after a synchronous call). */
+export function errno(): number {
+  const ptr = libc().__errno_location();
+  return ptr ? new Deno.UnsafePointerView(ptr).getInt32() : 0;
+}
+
+/** The C library's text for an errno value. */
+export function strerror(code: number): string {
+  const ptr = libc().strerror(code);
+  return ptr ? Deno.UnsafePointerView.getCString(ptr) : `errno ${code}`;
+}
+
+function check(call: string, result: number | bigint, hint?: string): number {
+  const n = Number(result);
+  if (n < 0) throw new SysError(call, errno(), hint);
+  return n;
+}
+
+/** Address families and socket types used across sys/. */
+export const AF_INET = 2;
+export const AF_INET6 = 10;
+export const AF_NETLINK = 16;
+export const AF_PACKET = 17;
+export const SOCK_STREAM = 1;
+export const SOCK_DGRAM = 2;
+export const SOCK_RAW = 3;
+export const SOCK_CLOEXEC = 0o2000000;
+export const SOL_SOCKET = 1;
+export const SO_RCVBUF = 8;
+export const SO_SNDBUF = 7;
+export const SO_RCVTIMEO = 20;
+export const SO_BINDTODEVICE = 25;
+export const MSG_DONTWAIT = 0x40;
+
+/** Opens a socket; throws {@link SysError} with a hint when privileges are missing. */
+export function socket(domain: number, type: number, protocol: number): number {
+  return check(
+    `socket(${domain}, ${type}, ${protocol})`,
+    libc().socket(domain, type | SOCK_CLOEXEC, protocol),
+    "raw and netlink sockets need root or CAP_NET_RAW/CAP_NET_ADMIN",
+  );
+}
+
+/** Binds `fd` to a raw sockaddr. */
+export function bind(fd: number, sockaddr: Uint8Array<ArrayBuffer>): void {
+  check("bind", libc().bind(fd, sockaddr, sockaddr.byteLength));
+}
+
+/** Connects `fd` to a raw sockaddr. */
+export function connect(fd: number, sockaddr: Uint8Array<ArrayBuffer>): void {
+  check("connect", libc().connect(fd, sockaddr, sockaddr.byteLength));
+}
+
+/** Closes a file descriptor, ignoring errors (it is gone either way). */
+export function close(fd: number): void {
+  libc().close(fd);
+}
+
+/** Sets a socket option from raw bytes. */
+export function setsockopt(
+  fd: number,
+  level: number,
+  option: number,
+  value: Uint8Array<ArrayBuffer>,
+): void {
+  check(`setsockopt(${level}, ${option})`, libc().setsockopt(fd, level, option, value, value.byteLength));
+}
+
+/** Sets an `int` socket option. */
+export function setsockoptInt(fd: number, level: number, option: number, value: number): void {
+  const buf = new Uint8Array(4);
+  new DataView(buf.buffer).setInt32(0, value, true);
+  setsockopt(fd, level, option, buf);
+}
+
+/** Sets `SO_RCVTIMEO` so blocking reads return after `ms` with nothing. */
+export function setReceiveTimeout(fd: number, ms: number): void {
+  const tv = new Uint8Array(16);
+  const view = new DataView(tv.buffer);
+  view.setBigInt64(0, BigInt(Math.floor(ms / 1000)), true);
+  view.setBigInt64(8, BigInt((ms % 1000) * 1000), true);
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, tv);
+}
+
+/** The local sockaddr a socket is bound to. */
+export function getsockname(fd: number): Uint8Array {
+  const buf = new Uint8Array(128);
+  const len = new Uint8Array(4);
+  new DataView(len.buffer).setUint32(0, 128, true);
+  check("getsockname", libc().getsockname(fd, buf, len));
+  return buf.subarray(0, new DataView(len.buffer).getUint32(0, true));
+}
+
+/** Sends `data` to `sockaddr` (or to the connected peer when `sockaddr` is empty). */
+export function sendto(
+  fd: number,
+  data: Uint8Array<ArrayBuffer>,
+  sockaddr?: Uint8Array<ArrayBuffer>,
+): number {
+  const addr = sockaddr ?? new Uint8Array(0);
+  return check("sendto", libc().sendto(fd, data, BigInt(data.byteLength), 0, addr, addr.byteLength));
+}
+
+/** One datagram read: its bytes and the sender's raw sockaddr. */
+export interface Datagram {
+  readonly data: Uint8Array;
+  readonly from: Uint8Array;
+}
+
+/**
+ * Reads one datagram without blocking the event loop. Returns `undefined` when the
+ * receive timeout passed or the socket is closed or failed (errno is not visible here).
+ */
+export async function recvfrom(fd: number, size = 65536): Promise<Datagram | undefined> {
+  const buf = new Uint8Array(size);
+  const from = new Uint8Array(128);
+  const fromLen = new Uint8Array(4);
+  new DataView(fromLen.buffer).setUint32(0, 128, true);
+  const n = Number(await libc().recvfrom(fd, buf, BigInt(size), 0, from, fromLen));
+  if (n < 0) return undefined;
+  const len = new DataView(fromLen.buffer).getUint32(0, true);
+  return { data: buf.subarray(0, n), from: from.subarray(0, Math.min(len, 128)) };
+}
+
+/**
+ * Reads one datagram synchronously with `MSG_DONTWAIT`: returns `undefined` at once
+ * when none is queued. Used to drain a socket before deciding a peer is silent.
+ */
+export function recvfromNow(fd: number, size = 65536): Datagram | undefined {
+  const buf = new Uint8Array(size);
+  const from = new Uint8Array(128);
+  const fromLen = new Uint8Array(4);
+  new DataView(fromLen.buffer).setUint32(0, 128, true);
+  const n = Number(libc().recvfromNow(fd, buf, BigInt(size), MSG_DONTWAIT, from, fromLen));
+  if (n < 0) return undefined;
+  const len = new DataView(fromLen.buffer).getUint32(0, true);
+  return { data: buf.subarray(0, n), from: from.subarray(0, Math.min(len, 128)) };
+}
+
+/** The index of a network interface, or throws naming the interface. */
+export function ifNameToIndex(name: string): number {
+  const index = libc().if_nametoindex(new TextEncoder().encode(name + "\0"));
+  if (index === 0) {
+    throw new Error(`interface "${name}" does not exist; check the name with "ip link"`);
+  }
+  return index;
+}
+
+/** This process's id (netlink port ids start from it). */
+export function getpid(): number {
+  return libc().getpid();
+}
