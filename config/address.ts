@@ -109,7 +109,9 @@ export function parseEndpoint(text: string): Endpoint | string {
   }
   const family = ipFamily(m[1]);
   if (!family) {
-    return `"${m[1]}" is not an IP address; write a literal such as 127.0.0.1 or ::1 (names are not resolved)`;
+    return `"${
+      m[1]
+    }" is not an IP address; write a literal such as 127.0.0.1 or ::1 (names are not resolved)`;
   }
   const port = Number(m[2]);
   if (port < 1 || port > 65535) return `port ${m[2]} is out of range; use 1-65535`;

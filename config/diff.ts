@@ -39,10 +39,13 @@ export interface ModelDiff {
 
 /** JSON with object keys sorted, so equal values compare equal. */
 function stable(value: unknown): string {
-  return JSON.stringify(value, (_key, v) =>
-    v && typeof v === "object" && !Array.isArray(v)
-      ? Object.fromEntries(Object.entries(v).sort(([a], [b]) => a.localeCompare(b)))
-      : v);
+  return JSON.stringify(
+    value,
+    (_key, v) =>
+      v && typeof v === "object" && !Array.isArray(v)
+        ? Object.fromEntries(Object.entries(v).sort(([a], [b]) => a.localeCompare(b)))
+        : v,
+  );
 }
 
 function compare<T>(
@@ -67,7 +70,10 @@ function isEmpty(changes: Changes): boolean {
 
 /** Computes what moving from `before` to `after` changes. */
 export function diff(before: Model, after: Model): ModelDiff {
-  const pools = compare(new Map(Object.entries(before.pools)), new Map(Object.entries(after.pools)));
+  const pools = compare(
+    new Map(Object.entries(before.pools)),
+    new Map(Object.entries(after.pools)),
+  );
   const servers: ServerChanges[] = [];
   const checks: string[] = [];
   for (const name of pools.changed) {
@@ -82,8 +88,9 @@ export function diff(before: Model, after: Model): ModelDiff {
   }
   const listeners = compare(byName(before.l7.listeners), byName(after.l7.listeners));
   const services = compare(byName(before.l4.services), byName(after.l4.services));
-  const l4Globals = (["dataplane", "defense", "timeouts", "sync_daemon", "foreign_services"] as const)
-    .filter((key) => stable(before.l4[key]) !== stable(after.l4[key]));
+  const l4Globals =
+    (["dataplane", "defense", "timeouts", "sync_daemon", "foreign_services"] as const)
+      .filter((key) => stable(before.l4[key]) !== stable(after.l4[key]));
   const instances = compare(byName(before.vrrp.instances), byName(after.vrrp.instances));
   const syncGroups = stable(before.vrrp.sync_groups) !== stable(after.vrrp.sync_groups);
   const vrrpEnabled = before.vrrp.enabled !== after.vrrp.enabled;

@@ -58,7 +58,12 @@ function unknownKeyMessage(key: string, known: string[], what: string): string {
 }
 
 function duration(what = "a duration") {
-  return z.string({ error: `${what} must be a string such as 500ms, 2s or 5m` })
+  return z.string({
+    error: (iss) =>
+      typeof iss.input === "number"
+        ? `duration ${iss.input} has no unit; write it like ${iss.input}s or ${iss.input}ms`
+        : `${what} must be a string such as 500ms, 2s or 5m`,
+  })
     .regex(new RegExp(DURATION_PATTERN), {
       error: (iss) =>
         /^\d+(\.\d+)?$/.test(String(iss.input))
@@ -161,9 +166,7 @@ const noneCheck = obj({ type: z.literal("none"), ...checkTiming }, "a none check
 
 const check = z.discriminatedUnion("type", [tcpCheck, httpCheck, execCheck, noneCheck], {
   error: (iss) =>
-    iss.code === "invalid_union"
-      ? `check type must be one of tcp, http, exec, none`
-      : undefined,
+    iss.code === "invalid_union" ? `check type must be one of tcp, http, exec, none` : undefined,
 });
 
 const checkDefaults = obj({
@@ -191,7 +194,10 @@ const server = obj({
 const pool = obj({
   check: check.optional(),
   slowstart: duration().prefault("0s"),
-  servers: z.array(server, { error: "servers must be a list of { address, weight }" }),
+  servers: z.array(server, {
+    error: (iss) =>
+      iss.input === undefined ? undefined : "servers must be a list of { address, weight } entries",
+  }),
 }, "a pool");
 
 // ---------------------------------------------------------------- l7
@@ -316,7 +322,10 @@ const l4 = obj({
 
 // ---------------------------------------------------------------- vrrp
 
-const trackPool = z.union([z.string(), obj({ pool: z.string(), weight: intIn(-254, 254, "weight") }, "a tracked pool")]);
+const trackPool = z.union([
+  z.string(),
+  obj({ pool: z.string(), weight: intIn(-254, 254, "weight") }, "a tracked pool"),
+]);
 const trackInterface = z.union([
   z.string(),
   obj({ name: z.string(), weight: intIn(-254, 254, "weight") }, "a tracked interface"),
@@ -332,7 +341,9 @@ const instance = obj({
   advert_interval: duration().prefault("1s"),
   preempt: z.boolean().default(true),
   preempt_delay: duration().prefault("0s"),
-  virtual_ipaddress: z.array(cidr).min(1, { error: "virtual_ipaddress needs at least one address" }),
+  virtual_ipaddress: z.array(cidr).min(1, {
+    error: "virtual_ipaddress needs at least one address",
+  }),
   unicast_src_ip: ip.optional(),
   unicast_peers: z.array(ip).default([]),
   auth: obj({
@@ -371,18 +382,23 @@ export const configSchema = obj({
     token_file: z.string().nullable().default(null),
   }, "admin").prefault({}),
   log: obj({
-    level: z.enum(["debug", "info", "warn", "error"]).default("info"),
-    format: z.enum(["logfmt", "json"]).default("logfmt"),
+    level: z.enum(["debug", "info", "warn", "error"], {
+      error: "log level must be debug, info, warn or error",
+    }).default("info"),
+    format: z.enum(["logfmt", "json"], { error: "log format must be logfmt or json" })
+      .default("logfmt"),
   }, "log").prefault({}),
   defaults: obj({ check: checkDefaults.prefault({}) }, "defaults").prefault({}),
-  pools: z.record(z.string().regex(/^[A-Za-z0-9_.-]+$/, {
-    error: "a pool name may use letters, digits, _ . and -",
-  }), pool).default({}),
+  pools: z.record(
+    z.string().regex(/^[A-Za-z0-9_.-]+$/, {
+      error: "a pool name may use letters, digits, _ . and -",
+    }),
+    pool,
+  ).default({}),
   l7: obj({ listeners: z.array(listener).default([]) }, "l7").prefault({}),
   l4: l4.prefault({}),
   vrrp: vrrp.prefault({}),
 }, "the top level");
-
 
 /** appliance.yaml after parsing: defaults filled in, durations in ms. */
 export type Config = z.output<typeof configSchema>;
