@@ -1,0 +1,425 @@
+/**
+ * A strict HTTP/1.1 message-head codec and chunked-body scanner. Pure: works on byte
+ * arrays, no IO. Strictness is the point: every shape that two parsers could read
+ * differently (CL + TE, differing Content-Length, obs-fold, bare LF, space before the
+ * colon, bad chunk sizes) is an error here, so nothing ambiguous reaches a server.
+ *
+ * Bytes are mapped 1:1 to string code units (latin1) both ways, so header values with
+ * obs-text pass through unchanged.
+ * @module
+ */
+
+/** A parsed request or response head. */
+export interface Head {
+  /** Request method, or "" for a response. */
+  readonly method: string;
+  /** Request target, or "" for a response. */
+  readonly target: string;
+  /** Response status, or 0 for a request. */
+  readonly status: number;
+  /** Response reason phrase. */
+  readonly reason: string;
+  /** `HTTP/1.1` or `HTTP/1.0`. */
+  readonly version: string;
+  /** Headers in order, names as sent. */
+  readonly headers: readonly (readonly [string, string])[];
+  /** Bytes the head took, including the blank line. */
+  readonly length: number;
+}
+
+/** The outcome of parsing a head. */
+export type HeadResult =
+  | { readonly kind: "incomplete" }
+  | { readonly kind: "error"; readonly status: number; readonly reason: string }
+  | { readonly kind: "ok"; readonly head: Head };
+
+/** Limits applied while parsing. */
+export interface HeadLimits {
+  /** Maximum bytes of the head (request line + headers + blank line). */
+  readonly maxBytes: number;
+  /** Maximum number of header fields. */
+  readonly maxHeaders: number;
+}
+
+const CR = 13;
+const LF = 10;
+
+// token = 1*tchar; tchar = "!" / "#" / "$" / "%" / "&" / "'" / "*" / "+" / "-" / "." /
+//         "^" / "_" / "`" / "|" / "~" / DIGIT / ALPHA
+const TCHAR = new Uint8Array(256);
+for (const c of "!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ") {
+  TCHAR[c.charCodeAt(0)] = 1;
+}
+
+/** Finds the end of the head (index just past CRLFCRLF), or -1. */
+export function headEnd(buf: Uint8Array, from = 0): number {
+  for (let i = Math.max(from, 3); i < buf.length; i++) {
+    if (buf[i] === LF && buf[i - 1] === CR && buf[i - 2] === LF && buf[i - 3] === CR) return i + 1;
+  }
+  return -1;
+}
+
+/** Decodes bytes as latin1 (one code unit per byte). */
+export function latin1(buf: Uint8Array, start: number, end: number): string {
+  let out = "";
+  for (let i = start; i < end; i += 4096) {
+    out += String.fromCharCode.apply(
+      null,
+      buf.subarray(i, Math.min(end, i + 4096)) as unknown as number[],
+    );
+  }
+  return out;
+}
+
+/** Encodes a latin1 string (code units < 256) into bytes. */
+export function encodeLatin1(text: string): Uint8Array {
+  const out = new Uint8Array(text.length);
+  for (let i = 0; i < text.length; i++) out[i] = text.charCodeAt(i);
+  return out;
+}
+
+function error(status: number, reason: string): HeadResult {
+  return { kind: "error", status, reason };
+}
+
+function isToken(text: string): boolean {
+  if (!text.length) return false;
+  for (let i = 0; i < text.length; i++) if (!TCHAR[text.charCodeAt(i)]) return false;
+  return true;
+}
+
+function badValueChar(text: string): boolean {
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if ((c < 0x20 && c !== 9) || c === 0x7f) return true;
+  }
+  return false;
+}
+
+/** Splits the head's lines, rejecting bare CR or LF; returns undefined on such bytes. */
+function lines(buf: Uint8Array, end: number): string[] | undefined {
+  const out: string[] = [];
+  let start = 0;
+  for (let i = 0; i < end; i++) {
+    const c = buf[i];
+    if (c === LF) return undefined;
+    if (c === CR) {
+      if (buf[i + 1] !== LF) return undefined;
+      out.push(latin1(buf, start, i));
+      i++;
+      start = i + 1;
+    }
+  }
+  return out;
+}
+
+function parseFields(
+  list: string[],
+  limits: HeadLimits,
+): [string, string][] | { status: number; reason: string } {
+  const headers: [string, string][] = [];
+  for (let i = 1; i < list.length; i++) {
+    const line = list[i];
+    if (line === "") break;
+    if (line.charCodeAt(0) === 32 || line.charCodeAt(0) === 9) {
+      return { status: 400, reason: "obsolete line folding in headers is not accepted" };
+    }
+    const colon = line.indexOf(":");
+    if (colon <= 0) return { status: 400, reason: "malformed header line" };
+    const name = line.slice(0, colon);
+    if (!isToken(name)) {
+      return { status: 400, reason: `invalid header name ${JSON.stringify(name)}` };
+    }
+    const value = line.slice(colon + 1).replace(/^[ \t]+|[ \t]+$/g, "");
+    if (badValueChar(value)) return { status: 400, reason: `invalid character in header ${name}` };
+    headers.push([name, value]);
+    if (headers.length > limits.maxHeaders) {
+      return { status: 431, reason: `more than ${limits.maxHeaders} header fields` };
+    }
+  }
+  return headers;
+}
+
+/** Parses a request head from the start of `buf`. */
+export function parseRequestHead(buf: Uint8Array, limits: HeadLimits): HeadResult {
+  const end = headEnd(buf);
+  if (end < 0) {
+    if (buf.length > limits.maxBytes) {
+      return error(431, `request head larger than ${limits.maxBytes} bytes`);
+    }
+    return bareLf(buf) ? error(400, "bare LF in request head") : { kind: "incomplete" };
+  }
+  if (end > limits.maxBytes) return error(431, `request head larger than ${limits.maxBytes} bytes`);
+  const list = lines(buf, end);
+  if (!list) return error(400, "bare CR or LF in request head");
+  const parts = list[0].split(" ");
+  if (parts.length !== 3) return error(400, "malformed request line");
+  const [method, target, version] = parts;
+  if (!isToken(method)) return error(400, "invalid method");
+  if (!target.length || badValueChar(target) || /[\s\x80-\xff]/.test(target)) {
+    return error(400, "invalid request target");
+  }
+  if (version !== "HTTP/1.1" && version !== "HTTP/1.0") {
+    return /^HTTP\/\d\.\d$/.test(version)
+      ? error(505, `${version} is not supported; use HTTP/1.1`)
+      : error(400, "malformed HTTP version");
+  }
+  const headers = parseFields(list, limits);
+  if (!Array.isArray(headers)) return error(headers.status, headers.reason);
+  return {
+    kind: "ok",
+    head: { method, target, status: 0, reason: "", version, headers, length: end },
+  };
+}
+
+function bareLf(buf: Uint8Array): boolean {
+  for (let i = 0; i < buf.length; i++) {
+    if (buf[i] === LF && (i === 0 || buf[i - 1] !== CR)) return true;
+  }
+  return false;
+}
+
+/** Parses a response head from the start of `buf`. */
+export function parseResponseHead(buf: Uint8Array, limits: HeadLimits): HeadResult {
+  const end = headEnd(buf);
+  if (end < 0) {
+    return buf.length > limits.maxBytes
+      ? error(502, `response head larger than ${limits.maxBytes} bytes`)
+      : { kind: "incomplete" };
+  }
+  if (end > limits.maxBytes) {
+    return error(502, `response head larger than ${limits.maxBytes} bytes`);
+  }
+  const list = lines(buf, end);
+  if (!list) return error(502, "bare CR or LF in response head");
+  const m = /^(HTTP\/1\.[01]) (\d{3})(?: (.*))?$/.exec(list[0]);
+  if (!m) return error(502, "malformed status line");
+  const headers = parseFields(list, limits);
+  if (!Array.isArray(headers)) return error(502, `server sent ${headers.reason}`);
+  return {
+    kind: "ok",
+    head: {
+      method: "",
+      target: "",
+      status: Number(m[2]),
+      reason: m[3] ?? "",
+      version: m[1],
+      headers,
+      length: end,
+    },
+  };
+}
+
+/** How a message body is delimited. */
+export type Framing =
+  | { readonly kind: "none" }
+  | { readonly kind: "length"; readonly length: number }
+  | { readonly kind: "chunked" }
+  | { readonly kind: "close" };
+
+/** Either a framing or an error status with its reason. */
+export type FramingResult = Framing | { readonly kind: "error"; readonly reason: string };
+
+function framingOf(
+  head: Head,
+  options: { request: boolean },
+): FramingResult {
+  let te: string | undefined;
+  const lengths: string[] = [];
+  for (const [name, value] of head.headers) {
+    const n = name.toLowerCase();
+    if (n === "transfer-encoding") te = te === undefined ? value : `${te}, ${value}`;
+    else if (n === "content-length") lengths.push(...value.split(",").map((v) => v.trim()));
+  }
+  if (te !== undefined) {
+    if (lengths.length) {
+      return { kind: "error", reason: "both Content-Length and Transfer-Encoding are present" };
+    }
+    if (head.version === "HTTP/1.0" && options.request) {
+      return { kind: "error", reason: "Transfer-Encoding in an HTTP/1.0 request" };
+    }
+    const codings = te.split(",").map((c) => c.trim().toLowerCase());
+    if (codings.some((c) => !isToken(c))) {
+      return { kind: "error", reason: "malformed Transfer-Encoding" };
+    }
+    if (
+      codings[codings.length - 1] !== "chunked" || codings.indexOf("chunked") !== codings.length - 1
+    ) {
+      return options.request
+        ? { kind: "error", reason: "Transfer-Encoding must end with chunked, once" }
+        : { kind: "close" };
+    }
+    return { kind: "chunked" };
+  }
+  if (lengths.length) {
+    if (!lengths.every((v) => /^\d{1,15}$/.test(v))) {
+      return { kind: "error", reason: "invalid Content-Length" };
+    }
+    const first = Number(lengths[0]);
+    if (lengths.some((v) => Number(v) !== first)) {
+      return { kind: "error", reason: "differing Content-Length values" };
+    }
+    return first === 0 ? { kind: "none" } : { kind: "length", length: first };
+  }
+  return options.request ? { kind: "none" } : { kind: "close" };
+}
+
+/** The body framing of a request, or why it must be rejected with 400. */
+export function requestFraming(head: Head): FramingResult {
+  return framingOf(head, { request: true });
+}
+
+/** The body framing of a response to a request with `method`, or why it is bad (502). */
+export function responseFraming(head: Head, method: string): FramingResult {
+  const s = head.status;
+  if (method === "HEAD" || (s >= 100 && s < 200) || s === 204 || s === 304) return { kind: "none" };
+  return framingOf(head, { request: false });
+}
+
+/** The first value of a header by lowercase name. */
+export function headerValue(head: Head, lowerName: string): string | undefined {
+  for (const [name, value] of head.headers) if (name.toLowerCase() === lowerName) return value;
+  return undefined;
+}
+
+const enum Chunk {
+  Size,
+  Ext,
+  SizeLf,
+  Data,
+  DataCr,
+  DataLf,
+  TrailerStart,
+  Trailer,
+  TrailerLf,
+  EndLf,
+  Done,
+}
+
+/** Result of feeding bytes to a {@link ChunkedScanner}. */
+export interface ScanResult {
+  /** Bytes of the input that belong to the body (all of it unless done). */
+  readonly used: number;
+  readonly done: boolean;
+  readonly error?: string;
+}
+
+/**
+ * Validates a chunked body as it streams by, without copying it: tells how many of
+ * the fed bytes belong to the body, when it ends (after the trailers) and whether it
+ * is malformed (bad hex size, over 15 hex digits, bare LF, missing CRLF after data).
+ */
+export class ChunkedScanner {
+  #state = Chunk.Size;
+  #digits = 0;
+  #size = 0;
+  #remaining = 0;
+  #trailerBytes = 0;
+  /** Total payload bytes seen so far (excluding framing). */
+  payload = 0;
+
+  /** Whether the final chunk and trailers have been seen. */
+  get done(): boolean {
+    return this.#state === Chunk.Done;
+  }
+
+  /** Scans `buf[start, end)`. */
+  feed(buf: Uint8Array, start: number, end: number): ScanResult {
+    let i = start;
+    while (i < end) {
+      const c = buf[i];
+      switch (this.#state) {
+        case Chunk.Size: {
+          const v = hexValue(c);
+          if (v >= 0) {
+            if (++this.#digits > 15) return this.#fail(i, start, "chunk size too large");
+            this.#size = this.#size * 16 + v;
+          } else if (this.#digits === 0) {
+            return this.#fail(i, start, "invalid chunk size");
+          } else if (c === CR) {
+            this.#state = Chunk.SizeLf;
+          } else if (c === 0x3b /* ; */) {
+            this.#state = Chunk.Ext;
+          } else {
+            return this.#fail(i, start, "invalid chunk size");
+          }
+          i++;
+          break;
+        }
+        case Chunk.Ext:
+          if (c === CR) this.#state = Chunk.SizeLf;
+          else if (c === LF || (c < 0x20 && c !== 9) || c === 0x7f) {
+            return this.#fail(i, start, "invalid chunk extension");
+          }
+          i++;
+          break;
+        case Chunk.SizeLf:
+          if (c !== LF) return this.#fail(i, start, "chunk size line must end with CRLF");
+          i++;
+          if (this.#size === 0) {
+            this.#state = Chunk.TrailerStart;
+          } else {
+            this.#remaining = this.#size;
+            this.#state = Chunk.Data;
+          }
+          this.#digits = 0;
+          this.#size = 0;
+          break;
+        case Chunk.Data: {
+          const take = Math.min(this.#remaining, end - i);
+          this.#remaining -= take;
+          this.payload += take;
+          i += take;
+          if (this.#remaining === 0) this.#state = Chunk.DataCr;
+          break;
+        }
+        case Chunk.DataCr:
+          if (c !== CR) return this.#fail(i, start, "chunk data must end with CRLF");
+          this.#state = Chunk.DataLf;
+          i++;
+          break;
+        case Chunk.DataLf:
+          if (c !== LF) return this.#fail(i, start, "chunk data must end with CRLF");
+          this.#state = Chunk.Size;
+          i++;
+          break;
+        case Chunk.TrailerStart:
+          if (c === CR) this.#state = Chunk.EndLf;
+          else if (c === LF) return this.#fail(i, start, "bare LF in trailers");
+          else this.#state = Chunk.Trailer;
+          i++;
+          break;
+        case Chunk.Trailer:
+          if (++this.#trailerBytes > 16384) return this.#fail(i, start, "trailers too large");
+          if (c === CR) this.#state = Chunk.TrailerLf;
+          else if (c === LF) return this.#fail(i, start, "bare LF in trailers");
+          i++;
+          break;
+        case Chunk.TrailerLf:
+          if (c !== LF) return this.#fail(i, start, "trailer line must end with CRLF");
+          this.#state = Chunk.TrailerStart;
+          i++;
+          break;
+        case Chunk.EndLf:
+          if (c !== LF) return this.#fail(i, start, "chunked body must end with CRLF");
+          this.#state = Chunk.Done;
+          i++;
+          return { used: i - start, done: true };
+        case Chunk.Done:
+          return { used: i - start, done: true };
+      }
+    }
+    return { used: i - start, done: this.#state === Chunk.Done };
+  }
+
+  #fail(at: number, start: number, reason: string): ScanResult {
+    return { used: at - start, done: false, error: reason };
+  }
+}
+
+function hexValue(c: number): number {
+  if (c >= 48 && c <= 57) return c - 48;
+  if (c >= 97 && c <= 102) return c - 87;
+  if (c >= 65 && c <= 70) return c - 55;
+  return -1;
+}
