@@ -1,0 +1,51 @@
+/**
+ * Runs the check a pool configures against one server: picks the checker by type and
+ * fills in what each needs (check port, Host header, exec environment).
+ * @module
+ */
+import type { ResolvedCheck } from "../config/model.ts";
+import { checkExec } from "./exec.ts";
+import { checkHttp } from "./http.ts";
+import type { CheckOutcome } from "./machine.ts";
+import { checkTcp } from "./tcp.ts";
+
+/** The server a probe is aimed at. */
+export interface ProbeTarget {
+  readonly pool: string;
+  readonly host: string;
+  readonly port: number;
+}
+
+/** A checker: (server, check) → outcome. The subsystem takes one to allow fakes in benchmarks. */
+export type Prober = (
+  target: ProbeTarget,
+  check: ResolvedCheck,
+  options: { signal?: AbortSignal },
+) => Promise<CheckOutcome>;
+
+/** Runs one check of `check.type` against `target`. Never throws. */
+export function probe(
+  target: ProbeTarget,
+  check: ResolvedCheck,
+  options: { signal?: AbortSignal } = {},
+): Promise<CheckOutcome> {
+  const port = check.port ?? target.port;
+  const opts = { timeout: check.timeout, signal: options.signal };
+  switch (check.type) {
+    case "tcp":
+      return checkTcp({ host: target.host, port }, opts);
+    case "http":
+      return checkHttp({ host: target.host, port }, check, opts);
+    case "exec":
+      return checkExec(check.command, {
+        ...opts,
+        env: {
+          FULCRUM_SERVER_HOST: target.host,
+          FULCRUM_SERVER_PORT: String(port),
+          FULCRUM_POOL: target.pool,
+        },
+      });
+    case "none":
+      return Promise.resolve({ ok: true, reason: "no check" });
+  }
+}

@@ -1,0 +1,68 @@
+/**
+ * When to probe a server next. Pure: the time and the random draw are arguments.
+ *
+ * The first probe of each server lands uniformly inside its first interval so that
+ * 1,000 servers configured together are not probed in one burst; every later delay
+ * is spread by ±`jitter` (a fraction) so the phases never line up again.
+ * @module
+ */
+import { type HealthState, isTransitioning } from "./machine.ts";
+
+/** The timing settings of a check (all ms, jitter a fraction 0–1). */
+export interface Timing {
+  readonly interval: number;
+  readonly fastinter: number;
+  readonly downinter: number;
+  readonly jitter: number;
+}
+
+/**
+ * The nominal delay after a check: `fastinter` while transitioning, `downinter`
+ * while steadily down, `interval` while steadily up.
+ */
+export function baseDelay(state: HealthState, timing: Timing): number {
+  if (isTransitioning(state)) return timing.fastinter;
+  return state.health === "down" ? timing.downinter : timing.interval;
+}
+
+/** Spreads `delay` by ±`jitter`·delay; `random` is a draw in [0, 1). */
+export function jittered(delay: number, jitter: number, random: number): number {
+  return delay * (1 + jitter * (2 * random - 1));
+}
+
+/** When the first probe of a newly added server should run: uniform in one interval. */
+export function firstProbeAt(now: number, options: { interval: number; random: number }): number {
+  return now + options.interval * options.random;
+}
+
+/**
+ * When the next probe should run, counted from when the last one started so that a
+ * slow check does not stretch the period; never before `now`.
+ */
+export function nextProbeAt(
+  state: HealthState,
+  options: Timing & { startedAt: number; now: number; random: number },
+): number {
+  const delay = jittered(baseDelay(state, options), options.jitter, options.random);
+  return Math.max(options.now, options.startedAt + delay);
+}
+
+/**
+ * The largest number of `times` that fall in any window of `window` ms, and the mean
+ * per window over the span of the times. Used to show the spread of probes.
+ */
+export function burstiness(
+  times: readonly number[],
+  window: number,
+): { max: number; mean: number } {
+  if (times.length === 0) return { max: 0, mean: 0 };
+  const sorted = [...times].sort((a, b) => a - b);
+  let max = 0;
+  let lo = 0;
+  for (let hi = 0; hi < sorted.length; hi++) {
+    while (sorted[hi] - sorted[lo] >= window) lo++;
+    max = Math.max(max, hi - lo + 1);
+  }
+  const span = Math.max(window, sorted[sorted.length - 1] - sorted[0]);
+  return { max, mean: sorted.length * window / span };
+}
