@@ -1,0 +1,133 @@
+/**
+ * Small IO helpers of the proxy shell: a growable read buffer over a connection, a
+ * write-everything loop, and one coarse timer that expires many deadlines (cheaper
+ * than a setTimeout per request on the hot path).
+ * @module
+ */
+
+/** Anything with `read` and `write` like a Deno.Conn. */
+export interface ByteConn {
+  read(p: Uint8Array): Promise<number | null>;
+  write(p: Uint8Array): Promise<number>;
+  close(): void;
+}
+
+/** A read buffer over a connection; bytes in `[start, end)` are unread. */
+export class Reader {
+  readonly conn: ByteConn;
+  buf: Uint8Array;
+  start = 0;
+  end = 0;
+  /** Total bytes read from the connection. */
+  total = 0;
+
+  /** A reader with an initial buffer of `size` bytes. */
+  constructor(conn: ByteConn, size = 32 * 1024) {
+    this.conn = conn;
+    this.buf = new Uint8Array(size);
+  }
+
+  /** Unread byte count. */
+  get available(): number {
+    return this.end - this.start;
+  }
+
+  /** The unread bytes (a view, valid until the next fill). */
+  view(): Uint8Array {
+    return this.buf.subarray(this.start, this.end);
+  }
+
+  /** Marks `n` unread bytes as used. */
+  consume(n: number): void {
+    this.start += n;
+    if (this.start === this.end) this.start = this.end = 0;
+  }
+
+  /**
+   * Reads more bytes, growing the buffer up to `max` bytes of unread data. Returns
+   * false at end of stream; throws when the connection fails.
+   */
+  async fill(max = this.buf.length): Promise<boolean> {
+    if (this.end === this.buf.length) {
+      if (this.start > 0) {
+        this.buf.copyWithin(0, this.start, this.end);
+        this.end -= this.start;
+        this.start = 0;
+      } else if (this.buf.length < max) {
+        const bigger = new Uint8Array(Math.min(max, this.buf.length * 2));
+        bigger.set(this.buf.subarray(0, this.end));
+        this.buf = bigger;
+      } else {
+        return true;
+      }
+    }
+    const n = await this.conn.read(this.buf.subarray(this.end));
+    if (n === null) return false;
+    this.end += n;
+    this.total += n;
+    return true;
+  }
+}
+
+/** Writes all of `data`, looping over short writes. */
+export async function writeAll(conn: ByteConn, data: Uint8Array): Promise<void> {
+  let off = 0;
+  while (off < data.length) off += await conn.write(off === 0 ? data : data.subarray(off));
+}
+
+/** Something with a deadline (epoch ms) and what to do when it passes. */
+export interface Timed {
+  deadline: number;
+  fire(): void;
+}
+
+/**
+ * Expires deadlines with one interval timer of `tick` ms. Entries are checked every
+ * tick, so a deadline fires up to one tick late.
+ */
+export class Deadlines {
+  #entries = new Set<Timed>();
+  #timer: ReturnType<typeof setInterval> | undefined;
+  readonly tick: number;
+
+  /** A wheel that ticks every `tick` ms once something is armed. */
+  constructor(tick = 100) {
+    this.tick = tick;
+  }
+
+  /** Starts watching `entry` (set `entry.deadline` before or after). */
+  arm(entry: Timed): void {
+    this.#entries.add(entry);
+    if (this.#timer === undefined) {
+      const timer = setInterval(() => this.#check(), this.tick);
+      Deno.unrefTimer(timer);
+      this.#timer = timer;
+    }
+  }
+
+  /** Stops watching `entry`. */
+  disarm(entry: Timed): void {
+    this.#entries.delete(entry);
+  }
+
+  /** Stops the timer; entries are forgotten. */
+  close(): void {
+    if (this.#timer !== undefined) clearInterval(this.#timer);
+    this.#timer = undefined;
+    this.#entries.clear();
+  }
+
+  #check(): void {
+    const now = Date.now();
+    for (const entry of this.#entries) {
+      if (entry.deadline <= now) {
+        this.#entries.delete(entry);
+        try {
+          entry.fire();
+        } catch {
+          // a firing entry must not stop the others
+        }
+      }
+    }
+  }
+}

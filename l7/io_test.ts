@@ -1,0 +1,57 @@
+import assert from "node:assert/strict";
+import { type ByteConn, Deadlines, Reader, writeAll } from "./io.ts";
+
+function chunks(parts: string[]): ByteConn & { written: Uint8Array[] } {
+  const te = new TextEncoder();
+  const queue = parts.map((p) => te.encode(p));
+  const written: Uint8Array[] = [];
+  return {
+    written,
+    read(p) {
+      const next = queue.shift();
+      if (!next) return Promise.resolve(null);
+      p.set(next.subarray(0, p.length));
+      if (next.length > p.length) queue.unshift(next.subarray(p.length));
+      return Promise.resolve(Math.min(next.length, p.length));
+    },
+    write(p) {
+      const n = Math.min(p.length, 3);
+      written.push(p.slice(0, n));
+      return Promise.resolve(n);
+    },
+    close() {},
+  };
+}
+
+Deno.test("the reader grows up to its limit, compacts and reports the end of stream", async () => {
+  const r = new Reader(chunks(["abcd", "efgh", "ijkl"]), 4);
+  assert.equal(await r.fill(16), true);
+  assert.equal(new TextDecoder().decode(r.view()), "abcd");
+  assert.equal(await r.fill(16), true);
+  assert.equal(r.available, 8);
+  r.consume(6);
+  assert.equal(await r.fill(16), true);
+  assert.equal(new TextDecoder().decode(r.view()), "ghijkl");
+  assert.equal(await r.fill(16), false);
+  assert.equal(r.total, 12);
+});
+
+Deno.test("writeAll loops over short writes", async () => {
+  const c = chunks([]);
+  await writeAll(c, new TextEncoder().encode("hello world"));
+  assert.equal(c.written.map((w) => new TextDecoder().decode(w)).join(""), "hello world");
+});
+
+Deno.test("deadlines fire once after they pass, disarmed ones never", async () => {
+  const wheel = new Deadlines(10);
+  let fired = 0;
+  let other = 0;
+  wheel.arm({ deadline: Date.now() + 20, fire: () => fired++ });
+  const never = { deadline: Date.now() + 20, fire: () => other++ };
+  wheel.arm(never);
+  wheel.disarm(never);
+  await new Promise((r) => setTimeout(r, 80));
+  wheel.close();
+  assert.equal(fired, 1);
+  assert.equal(other, 0);
+});
