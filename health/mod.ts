@@ -1,0 +1,490 @@
+/**
+ * The health subsystem: probes every real server of every pool, runs each verdict
+ * through the rise/fall machine and writes the result into the shared
+ * {@link ServerStates}, which l4, l7 and vrrp follow. Admin state (enabled, disabled,
+ * drain) and weight overrides come from the admin API and survive reloads while the
+ * server stays in the config.
+ *
+ * The shell owns timers, sockets and subprocesses; decisions are made by the pure
+ * {@link observe}, {@link effectiveWeight} and {@link nextProbeAt}.
+ * @module
+ */
+import type { Hono } from "hono";
+import { mountPools, type PoolReport, type PoolsApi, type ServerReport } from "../admin/pools.ts";
+import { family, Histogram, type Sample } from "../admin/prom.ts";
+import type { ModelDiff } from "../config/diff.ts";
+import type { Model, PoolModel, ResolvedCheck } from "../config/model.ts";
+import { serverKey } from "../config/model.ts";
+import type { ServerConfig } from "../config/schema.ts";
+import type { AdminEnv, Subsystem, SubsystemDeps, SubsystemStatus } from "../subsystem.ts";
+import {
+  type CheckOutcome,
+  effectiveWeight,
+  type HealthState,
+  initialHealth,
+  nextRampAt,
+  observe,
+} from "./machine.ts";
+import { probe, type Prober } from "./probe.ts";
+import { firstProbeAt, nextProbeAt } from "./schedule.ts";
+import type { AdminState } from "./state.ts";
+
+export { probe, type Prober } from "./probe.ts";
+
+/** Options of {@link createHealth}; tests and benchmarks inject these. */
+export interface HealthOptions {
+  /** Epoch milliseconds; `Date.now` by default. */
+  readonly now?: () => number;
+  /** Draws in [0, 1) for jitter; `Math.random` by default. */
+  readonly random?: () => number;
+  /** Runs one check; {@link probe} by default. */
+  readonly prober?: Prober;
+  /** Called when a probe starts (benchmarks count them). */
+  readonly onProbe?: (pool: string, address: string) => void;
+}
+
+/** The health subsystem plus what the admin routes call. */
+export interface HealthSubsystem extends Subsystem, PoolsApi {
+  /** Mounts `/api/v1/pools` and `/api/v1/servers/…`. */
+  routes(app: Hono<AdminEnv>): void;
+  /** `fulcrum_server_up`, `fulcrum_server_weight`, check durations, transitions. */
+  metrics(): string;
+}
+
+interface LastResult {
+  readonly ok: boolean;
+  readonly reason: string;
+  readonly duration: number;
+  readonly at: number;
+}
+
+interface Entry {
+  readonly pool: string;
+  readonly address: string;
+  server: ServerConfig;
+  check: ResolvedCheck;
+  slowstart: number;
+  machine: HealthState;
+  admin: AdminState;
+  override?: number;
+  dynamic?: number;
+  /** Last change of health or admin state. */
+  reason: string;
+  since: number;
+  last?: LastResult;
+  timer?: ReturnType<typeof setTimeout>;
+  rampTimer?: ReturnType<typeof setTimeout>;
+  abort?: AbortController;
+  /** Bumped when probing restarts or stops; a probe of an older generation is ignored. */
+  gen: number;
+}
+
+interface PoolCounters {
+  readonly durations: Histogram;
+  passed: number;
+  failed: number;
+  up: number;
+  down: number;
+}
+
+function stable(value: unknown): string {
+  return JSON.stringify(
+    value,
+    (_k, v) =>
+      v && typeof v === "object" && !Array.isArray(v)
+        ? Object.fromEntries(Object.entries(v).sort(([a], [b]) => a.localeCompare(b)))
+        : v,
+  );
+}
+
+class HealthChecker implements HealthSubsystem {
+  readonly name = "health";
+  #deps: SubsystemDeps;
+  #now: () => number;
+  #random: () => number;
+  #prober: Prober;
+  #onProbe?: (pool: string, address: string) => void;
+  #entries = new Map<string, Entry>();
+  #pools = new Map<string, PoolModel>();
+  #counters = new Map<string, PoolCounters>();
+  #inflight = new Set<Promise<void>>();
+  #running = false;
+
+  constructor(deps: SubsystemDeps, options: HealthOptions) {
+    this.#deps = deps;
+    this.#now = options.now ?? Date.now;
+    this.#random = options.random ?? Math.random;
+    this.#prober = options.prober ?? probe;
+    this.#onProbe = options.onProbe;
+  }
+
+  start(model: Model): Promise<void> {
+    this.#running = true;
+    this.#reconcile(model);
+    const n = this.#entries.size;
+    this.#deps.log.info("health checks started", { pools: this.#pools.size, servers: n });
+    return Promise.resolve();
+  }
+
+  apply(model: Model, diff: ModelDiff): Promise<void> {
+    const touched = diff.pools.added.length + diff.pools.removed.length +
+      diff.pools.changed.length;
+    if (touched > 0) this.#reconcile(model);
+    return Promise.resolve();
+  }
+
+  async stop(): Promise<void> {
+    this.#running = false;
+    for (const entry of this.#entries.values()) this.#halt(entry);
+    await Promise.allSettled([...this.#inflight]);
+  }
+
+  status(): SubsystemStatus {
+    let up = 0;
+    let usable = 0;
+    for (const e of this.#entries.values()) {
+      if (e.machine.health === "up") up++;
+      if (this.#weight(e) > 0) usable++;
+    }
+    const total = this.#entries.size;
+    return {
+      state: this.#running ? (up < total ? "degraded" : "running") : "stopped",
+      detail: `${up} of ${total} servers up, ${usable} taking traffic`,
+      servers: total,
+      up,
+      usable,
+    };
+  }
+
+  routes(app: Hono<AdminEnv>): void {
+    mountPools(app, this);
+  }
+
+  metrics(): string {
+    const up: Sample[] = [];
+    const weight: Sample[] = [];
+    for (const e of this.#entries.values()) {
+      const labels = { pool: e.pool, server: e.address };
+      up.push({ labels, value: e.machine.health === "up" ? 1 : 0 });
+      weight.push({ labels, value: this.#weight(e) });
+    }
+    const durations: Sample[] = [];
+    const checks: Sample[] = [];
+    const transitions: Sample[] = [];
+    for (const [pool, c] of this.#counters) {
+      durations.push(...c.durations.samples({ pool }));
+      checks.push({ labels: { pool, result: "pass" }, value: c.passed });
+      checks.push({ labels: { pool, result: "fail" }, value: c.failed });
+      transitions.push({ labels: { pool, to: "up" }, value: c.up });
+      transitions.push({ labels: { pool, to: "down" }, value: c.down });
+    }
+    return [
+      family("fulcrum_server_up", "gauge", {
+        help: "1 when the server passes its health check, 0 when it is down",
+        samples: up,
+      }),
+      family("fulcrum_server_weight", "gauge", {
+        help: "Effective weight (0 when down, disabled or draining)",
+        samples: weight,
+      }),
+      family("fulcrum_health_check_duration_seconds", "histogram", {
+        help: "Duration of health checks",
+        samples: durations,
+      }),
+      family("fulcrum_health_checks_total", "counter", {
+        help: "Health checks run, by result",
+        samples: checks,
+      }),
+      family("fulcrum_health_transitions_total", "counter", {
+        help: "Server health transitions, by new state",
+        samples: transitions,
+      }),
+    ].join("");
+  }
+
+  // ------------------------------------------------------------ admin API
+
+  pools(): PoolReport[] {
+    const out: PoolReport[] = [];
+    for (const pool of this.#pools.values()) {
+      const servers = pool.servers.map((s) =>
+        this.#report(this.#entries.get(serverKey(pool.name, s.address.text))!)
+      );
+      out.push({
+        name: pool.name,
+        check: {
+          type: pool.check.type,
+          interval_ms: pool.check.interval,
+          timeout_ms: pool.check.timeout,
+          rise: pool.check.rise,
+          fall: pool.check.fall,
+        },
+        up: servers.filter((s) => s.health === "up").length,
+        servers,
+      });
+    }
+    return out;
+  }
+
+  setAdmin(pool: string, address: string, state: AdminState): ServerReport | undefined {
+    const e = this.#entries.get(serverKey(pool, address));
+    if (!e) return undefined;
+    if (e.admin !== state) {
+      e.admin = state;
+      e.reason = `admin ${
+        state === "enabled" ? "enable" : state === "disabled" ? "disable" : "drain"
+      }`;
+      e.since = this.#now();
+      this.#deps.log.info("server admin state", { pool, server: address, admin: state });
+      this.#publish(e);
+    }
+    return this.#report(e);
+  }
+
+  setWeight(pool: string, address: string, weight: number | null): ServerReport | undefined {
+    const e = this.#entries.get(serverKey(pool, address));
+    if (!e) return undefined;
+    e.override = weight ?? undefined;
+    this.#deps.log.info("server weight override", {
+      pool,
+      server: address,
+      weight: weight ?? "configured",
+    });
+    this.#publish(e);
+    return this.#report(e);
+  }
+
+  // ------------------------------------------------------------ internals
+
+  #report(e: Entry): ServerReport {
+    return {
+      address: e.address,
+      health: e.machine.health,
+      admin: e.admin,
+      weight: {
+        configured: e.server.weight,
+        override: e.override ?? null,
+        dynamic: e.dynamic ?? null,
+        effective: this.#weight(e),
+      },
+      last_check: e.last
+        ? {
+          ok: e.last.ok,
+          reason: e.last.reason,
+          duration_ms: Math.round(e.last.duration * 1000) / 1000,
+          at: new Date(e.last.at).toISOString(),
+        }
+        : null,
+      last_change: { at: new Date(e.since).toISOString(), reason: e.reason },
+    };
+  }
+
+  #weight(e: Entry): number {
+    return effectiveWeight({
+      health: e.machine.health,
+      admin: e.admin,
+      configured: e.server.weight,
+      override: e.override,
+      dynamic: e.dynamic,
+      recoveredAt: e.machine.recoveredAt,
+    }, { now: this.#now(), slowstart: e.slowstart });
+  }
+
+  #publish(e: Entry): void {
+    this.#deps.states.set({
+      pool: e.pool,
+      address: e.address,
+      health: e.machine.health,
+      admin: e.admin,
+      configuredWeight: e.server.weight,
+      effectiveWeight: this.#weight(e),
+      reason: e.reason,
+      since: e.since,
+    });
+  }
+
+  #countersOf(pool: string): PoolCounters {
+    let c = this.#counters.get(pool);
+    if (!c) {
+      c = {
+        durations: new Histogram([0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10]),
+        passed: 0,
+        failed: 0,
+        up: 0,
+        down: 0,
+      };
+      this.#counters.set(pool, c);
+    }
+    return c;
+  }
+
+  /** Makes the entries match `model`: adds, removes, updates and restarts checks. */
+  #reconcile(model: Model): void {
+    const wanted = new Set<string>();
+    for (const pool of Object.values(model.pools)) {
+      const before = this.#pools.get(pool.name);
+      const checkChanged = before !== undefined &&
+        (stable(before.check) !== stable(pool.check) || before.slowstart !== pool.slowstart);
+      this.#pools.set(pool.name, pool);
+      this.#countersOf(pool.name);
+      for (const server of pool.servers) {
+        const key = serverKey(pool.name, server.address.text);
+        wanted.add(key);
+        const e = this.#entries.get(key);
+        if (!e) {
+          this.#add(pool, server);
+          continue;
+        }
+        const serverChanged = stable(e.server) !== stable(server);
+        e.server = server;
+        if (checkChanged) {
+          e.check = pool.check;
+          e.slowstart = pool.slowstart;
+          e.dynamic = undefined;
+          e.machine = { ...e.machine, passes: 0, failures: 0 };
+          this.#halt(e);
+          this.#startProbing(e);
+        }
+        if (serverChanged || checkChanged) this.#publish(e);
+      }
+    }
+    for (const [key, e] of this.#entries) {
+      if (wanted.has(key)) continue;
+      this.#halt(e);
+      this.#entries.delete(key);
+      this.#deps.states.delete(e.pool, e.address);
+    }
+    for (const name of [...this.#pools.keys()]) {
+      if (!(name in model.pools)) {
+        this.#pools.delete(name);
+        this.#counters.delete(name);
+      }
+    }
+  }
+
+  #add(pool: PoolModel, server: ServerConfig): void {
+    const now = this.#now();
+    const none = pool.check.type === "none";
+    const machine = initialHealth(none ? "up" : pool.check.assume, now);
+    const e: Entry = {
+      pool: pool.name,
+      address: server.address.text,
+      server,
+      check: pool.check,
+      slowstart: pool.slowstart,
+      machine,
+      admin: "enabled",
+      reason: none ? "no check" : machine.reason,
+      since: now,
+      gen: 0,
+    };
+    this.#entries.set(serverKey(e.pool, e.address), e);
+    this.#publish(e);
+    this.#startProbing(e);
+  }
+
+  /** Stops the entry's timers and any probe in flight. */
+  #halt(e: Entry): void {
+    e.gen++;
+    clearTimeout(e.timer);
+    clearTimeout(e.rampTimer);
+    e.timer = undefined;
+    e.rampTimer = undefined;
+    e.abort?.abort();
+    e.abort = undefined;
+  }
+
+  #startProbing(e: Entry): void {
+    if (!this.#running || e.check.type === "none") return;
+    const now = this.#now();
+    this.#arm(e, firstProbeAt(now, { interval: e.check.interval, random: this.#random() }));
+  }
+
+  #arm(e: Entry, at: number): void {
+    const gen = e.gen;
+    e.timer = setTimeout(() => {
+      e.timer = undefined;
+      if (gen !== e.gen) return;
+      const run = this.#run(e, gen);
+      this.#inflight.add(run);
+      run.finally(() => this.#inflight.delete(run));
+    }, Math.max(0, at - this.#now()));
+  }
+
+  async #run(e: Entry, gen: number): Promise<void> {
+    const startedAt = this.#now();
+    const t0 = performance.now();
+    const abort = new AbortController();
+    e.abort = abort;
+    this.#onProbe?.(e.pool, e.address);
+    let outcome: CheckOutcome;
+    try {
+      outcome = await this.#prober(
+        { pool: e.pool, host: e.server.address.host, port: e.server.address.port },
+        e.check,
+        { signal: abort.signal },
+      );
+    } catch (error) {
+      outcome = { ok: false, reason: `check crashed: ${(error as Error)?.message ?? error}` };
+    }
+    if (gen !== e.gen || !this.#running) return;
+    e.abort = undefined;
+    const duration = performance.now() - t0;
+    const now = this.#now();
+    const counters = this.#countersOf(e.pool);
+    counters.durations.observe(duration / 1000);
+    if (outcome.ok) counters.passed++;
+    else counters.failed++;
+    e.last = { ok: outcome.ok, reason: outcome.reason, duration, at: now };
+    if (e.check.type === "exec" && outcome.ok) e.dynamic = outcome.weight;
+    const { state, transition } = observe(e.machine, outcome, {
+      rise: e.check.rise,
+      fall: e.check.fall,
+      now,
+    });
+    e.machine = state;
+    if (transition) {
+      e.reason = outcome.reason;
+      e.since = now;
+      if (transition === "up") counters.up++;
+      else counters.down++;
+      const fields = {
+        pool: e.pool,
+        server: e.address,
+        reason: outcome.reason,
+        checks: transition === "up" ? e.check.rise : e.check.fall,
+      };
+      if (transition === "down") this.#deps.log.warn("server down", fields);
+      else this.#deps.log.info("server up", fields);
+      if (transition === "up") this.#armRamp(e);
+    }
+    this.#publish(e);
+    this.#arm(
+      e,
+      nextProbeAt(e.machine, { ...e.check, startedAt, now, random: this.#random() }),
+    );
+  }
+
+  /** Re-publishes the weight in steps while slow start ramps it. */
+  #armRamp(e: Entry): void {
+    clearTimeout(e.rampTimer);
+    const at = nextRampAt(e.machine.recoveredAt, { now: this.#now(), slowstart: e.slowstart });
+    if (at === undefined) return;
+    const gen = e.gen;
+    e.rampTimer = setTimeout(() => {
+      e.rampTimer = undefined;
+      if (gen !== e.gen || e.machine.health !== "up") return;
+      this.#publish(e);
+      this.#armRamp(e);
+    }, Math.max(0, at - this.#now()));
+  }
+}
+
+/**
+ * Creates the health subsystem. It writes every server's state into `deps.states`;
+ * `routes` mounts `/api/v1/pools` and `/api/v1/servers/…`; `metrics` exports
+ * `fulcrum_server_up`, `fulcrum_server_weight`, check durations and transitions.
+ */
+export function createHealth(deps: SubsystemDeps, options: HealthOptions = {}): HealthSubsystem {
+  return new HealthChecker(deps, options);
+}
