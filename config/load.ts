@@ -115,10 +115,14 @@ export function loadConfigText(
 
   const parsed = configSchema.safeParse(data, { reportInput: true });
   if (!parsed.success) {
-    for (const issue of parsed.error.issues) {
-      for (const located of issueLocations(issue)) {
-        at(locate(doc.contents, located.path, located.key), located.message);
-      }
+    const all = parsed.error.issues.flatMap(issueLocations);
+    // A misspelt required key shows as "unknown key" plus "missing key": keep the hint only.
+    const hinted = new Set(
+      all.filter((l) => l.hint).map((l) => `${pathText(l.path.slice(0, -1))}|${l.hint}`),
+    );
+    for (const located of all) {
+      if (located.missing && hinted.has(`${pathText(located.path)}|${located.missing}`)) continue;
+      at(locate(doc.contents, located.path, located.key), located.message);
     }
     return finish(errors);
   }
@@ -198,6 +202,10 @@ interface Located {
   readonly path: readonly PropertyKey[];
   readonly key: boolean;
   readonly message: string;
+  /** For a missing required key: its name. */
+  readonly missing?: string;
+  /** For an unknown key: the key it probably meant. */
+  readonly hint?: string;
 }
 
 /** Turns one zod issue into located messages (one per unknown key). */
@@ -209,6 +217,7 @@ function issueLocations(issue: z.core.$ZodIssue): Located[] {
       path: [...path, key],
       key: true,
       message: messages[i] ?? `unknown key "${key}"`,
+      hint: /did you mean "([^"]+)"/.exec(messages[i] ?? "")?.[1],
     }));
   }
   if (issue.code === "invalid_type" && issue.input === undefined) {
@@ -218,6 +227,7 @@ function issueLocations(issue: z.core.$ZodIssue): Located[] {
       path: path.slice(0, -1),
       key: true,
       message: `missing required key "${name}"${parent}; add ${name}: ...`,
+      missing: name,
     }];
   }
   if (issue.code === "invalid_union" && issue.errors.length) {
