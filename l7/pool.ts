@@ -1,0 +1,170 @@
+/**
+ * A pool as the switch sees it: its servers with live in-flight counts and effective
+ * weights, the bounded-load hash ring over the usable ones, and the L4 schedulers for
+ * rules that balance with `scheduler:`. Pure: the caller feeds weights and counts.
+ * @module
+ */
+import type { PoolModel } from "../config/model.ts";
+import type { SchedulerName } from "../config/schema.ts";
+import { createScheduler, Dest, kernelOrder, type Scheduler } from "../l4/sched/mod.ts";
+import { hash32 } from "./hash.ts";
+import { buildRing, pickBounded, type Ring } from "./ring.ts";
+
+/** One server of a pool at run time. */
+export interface ServerRuntime {
+  /** Endpoint text as in the Model (`127.0.0.1:8101`). */
+  readonly address: string;
+  readonly host: string;
+  readonly port: number;
+  readonly backup: boolean;
+  /** Weight traffic uses now (0 = no new requests). */
+  weight: number;
+  /** Requests sent to it and not yet finished. */
+  inflight: number;
+  /** The scheduler's view of it (activeConns mirrors inflight). */
+  readonly dest: Dest;
+}
+
+/** Where a request goes and why. */
+export interface PoolPick {
+  readonly server: ServerRuntime;
+  /** The key's hash, when the rule hashes. */
+  readonly hash?: number;
+  /** Ring position of the point that chose the server. */
+  readonly position?: number;
+  /** The server the key hashes to before the load bound. */
+  readonly home?: ServerRuntime;
+  /** True when the load bound moved the request off its home server. */
+  readonly diverted: boolean;
+}
+
+/** Options of {@link PoolRuntime.pick}. */
+export interface PoolPickOptions {
+  /** The key to hash (hash balancing); absent for scheduler balancing. */
+  readonly key?: string;
+  /** Scheduler name when not hashing. */
+  readonly scheduler?: string;
+  /** Load bound factor c. */
+  readonly loadBound?: number;
+  /** Servers already tried for this request. */
+  readonly exclude?: ReadonlySet<ServerRuntime>;
+  /** Client address (sh/mh schedulers). */
+  readonly client?: string;
+}
+
+/** A pool's servers, ring and schedulers. */
+export class PoolRuntime {
+  readonly name: string;
+  readonly servers: readonly ServerRuntime[];
+  #ring: Ring = buildRing([]);
+  #ringServers: ServerRuntime[] = [];
+  #schedulers = new Map<string, Scheduler>();
+  #total = 0;
+
+  /** A pool from its Model; `weightOf` gives the current effective weight per address. */
+  constructor(pool: PoolModel, weightOf: (address: string) => number | undefined) {
+    this.name = pool.name;
+    this.servers = pool.servers.map((s) => ({
+      address: s.address.text,
+      host: s.address.host,
+      port: s.address.port,
+      backup: s.backup,
+      weight: weightOf(s.address.text) ?? s.weight,
+      inflight: 0,
+      dest: new Dest(s.address.host, s.address.port, 0),
+    }));
+    this.refresh();
+  }
+
+  /** The ring now in use (usable primaries, or usable backups when no primary is). */
+  get ring(): Ring {
+    return this.#ring;
+  }
+
+  /** Requests in flight over the whole pool. */
+  get inflight(): number {
+    return this.#total;
+  }
+
+  /** Servers taking new requests now. */
+  get usable(): readonly ServerRuntime[] {
+    return this.#ringServers;
+  }
+
+  /** Sets a server's effective weight; returns true when the ring changed. */
+  setWeight(address: string, weight: number): boolean {
+    const server = this.servers.find((s) => s.address === address);
+    if (!server || server.weight === weight) return false;
+    server.weight = weight;
+    this.refresh();
+    return true;
+  }
+
+  /** Rebuilds the ring and scheduler lists from the servers' weights. */
+  refresh(): void {
+    const primaries = this.servers.filter((s) => !s.backup && s.weight > 0);
+    const chosen = primaries.length
+      ? primaries
+      : this.servers.filter((s) => s.backup && s.weight > 0);
+    this.#ringServers = chosen;
+    this.#ring = buildRing(chosen.map((s) => ({ id: s.address, weight: s.weight })));
+    for (const s of this.servers) s.dest.weight = chosen.includes(s) ? s.weight : 0;
+    const dests = kernelOrder(this.servers.map((s) => s.dest));
+    for (const sched of this.#schedulers.values()) sched.update(dests);
+  }
+
+  /** Counts a request as started on `server`. */
+  acquire(server: ServerRuntime): void {
+    server.inflight++;
+    server.dest.activeConns = server.inflight;
+    this.#total++;
+  }
+
+  /** Counts a request as finished on `server`. */
+  release(server: ServerRuntime): void {
+    server.inflight--;
+    server.dest.activeConns = server.inflight;
+    this.#total--;
+  }
+
+  /** Chooses a server for a request, or undefined when none is usable. */
+  pick(options: PoolPickOptions): PoolPick | undefined {
+    const exclude = options.exclude;
+    if (options.key !== undefined || !options.scheduler) {
+      const hash = hash32(options.key ?? "");
+      const servers = this.#ringServers;
+      const pick = pickBounded(this.#ring, hash, {
+        load: (i) => (exclude?.has(servers[i]) ? Infinity : servers[i].inflight),
+        totalLoad: this.#total,
+        bound: options.loadBound ?? 1.25,
+      });
+      if (!pick) return undefined;
+      const server = servers[pick.member];
+      if (exclude?.has(server)) return undefined;
+      return {
+        server,
+        hash,
+        position: pick.position,
+        home: servers[pick.home],
+        diverted: pick.diverted,
+      };
+    }
+    const sched = this.#scheduler(options.scheduler);
+    const dest = sched.pick(options.client ? { client: { address: options.client } } : {});
+    let server = this.servers.find((s) => s.dest === dest);
+    if (!server || exclude?.has(server)) {
+      server = this.#ringServers.find((s) => !exclude?.has(s));
+    }
+    return server ? { server, diverted: false } : undefined;
+  }
+
+  #scheduler(name: string): Scheduler {
+    let sched = this.#schedulers.get(name);
+    if (!sched) {
+      sched = createScheduler(name as SchedulerName);
+      sched.update(kernelOrder(this.servers.map((s) => s.dest)));
+      this.#schedulers.set(name, sched);
+    }
+    return sched;
+  }
+}

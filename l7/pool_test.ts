@@ -1,0 +1,89 @@
+import assert from "node:assert/strict";
+import type { PoolModel } from "../config/model.ts";
+import { parseEndpoint } from "../config/address.ts";
+import type { Endpoint } from "../config/address.ts";
+import { PoolRuntime } from "./pool.ts";
+
+function model(servers: { address: string; weight?: number; backup?: boolean }[]): PoolModel {
+  return {
+    name: "p",
+    slowstart: 0,
+    check: {} as PoolModel["check"],
+    servers: servers.map((s) => ({
+      address: parseEndpoint(s.address) as Endpoint,
+      weight: s.weight ?? 1,
+      backup: s.backup ?? false,
+      max_conns: 0,
+      upper_threshold: 0,
+      lower_threshold: 0,
+    })),
+  };
+}
+
+const three = model([
+  { address: "127.0.0.1:1" },
+  { address: "127.0.0.1:2" },
+  { address: "127.0.0.1:3" },
+]);
+
+Deno.test("the same key goes to the same server while nothing changes", () => {
+  const pool = new PoolRuntime(three, () => undefined);
+  const first = pool.pick({ key: "/a.html" })?.server.address;
+  for (let i = 0; i < 10; i++) assert.equal(pool.pick({ key: "/a.html" })?.server.address, first);
+});
+
+Deno.test("a server with effective weight 0 leaves the ring; its keys move, others stay", () => {
+  const pool = new PoolRuntime(three, () => undefined);
+  const before = new Map<string, string>();
+  for (let i = 0; i < 300; i++) before.set(`/k${i}`, pool.pick({ key: `/k${i}` })!.server.address);
+  assert.ok(pool.setWeight("127.0.0.1:2", 0));
+  for (const [key, was] of before) {
+    const now = pool.pick({ key })!.server.address;
+    assert.notEqual(now, "127.0.0.1:2");
+    if (was !== "127.0.0.1:2") assert.equal(now, was);
+  }
+  assert.equal(pool.usable.length, 2);
+});
+
+Deno.test("a pool with every server down picks nothing; backups serve when primaries are down", () => {
+  const pool = new PoolRuntime(
+    model([{ address: "127.0.0.1:1" }, { address: "127.0.0.1:9", backup: true }]),
+    () => 0,
+  );
+  assert.equal(pool.pick({ key: "/" }), undefined);
+  pool.setWeight("127.0.0.1:9", 1);
+  assert.equal(pool.pick({ key: "/" })?.server.address, "127.0.0.1:9");
+  pool.setWeight("127.0.0.1:1", 1);
+  assert.equal(pool.pick({ key: "/" })?.server.address, "127.0.0.1:1");
+});
+
+Deno.test("excluded servers are skipped for a retry", () => {
+  const pool = new PoolRuntime(three, () => undefined);
+  const first = pool.pick({ key: "/x" })!.server;
+  const second = pool.pick({ key: "/x", exclude: new Set([first]) })!.server;
+  assert.notEqual(second, first);
+  const all = new Set(pool.servers);
+  assert.equal(pool.pick({ key: "/x", exclude: all }), undefined);
+});
+
+Deno.test("in-flight load past the bound diverts a hot key and says from whom", () => {
+  const pool = new PoolRuntime(three, () => undefined);
+  const home = pool.pick({ key: "/hot" })!.server;
+  for (let i = 0; i < 10; i++) pool.acquire(home);
+  const pick = pool.pick({ key: "/hot", loadBound: 1.25 })!;
+  assert.equal(pick.diverted, true);
+  assert.equal(pick.home, home);
+  assert.notEqual(pick.server, home);
+  for (let i = 0; i < 10; i++) pool.release(home);
+  assert.equal(pool.inflight, 0);
+});
+
+Deno.test("scheduler balancing uses the l4 scheduler: rr cycles, wlc follows in-flight", () => {
+  const pool = new PoolRuntime(three, () => undefined);
+  const seen = new Set<string>();
+  for (let i = 0; i < 3; i++) seen.add(pool.pick({ scheduler: "rr" })!.server.address);
+  assert.equal(seen.size, 3);
+  pool.acquire(pool.servers[0]);
+  pool.acquire(pool.servers[1]);
+  assert.equal(pool.pick({ scheduler: "wlc" })!.server.address, "127.0.0.1:3");
+});

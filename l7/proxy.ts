@@ -1,0 +1,1003 @@
+/**
+ * The HTTP/1.1 proxy shell: one listener accepting clients on raw `Deno.listen`
+ * (or `Deno.listenTls`) sockets with Fulcrum's own codec, and a shared pool of
+ * keep-alive connections to servers. Bodies stream both ways with backpressure
+ * (every write is awaited before the next read), chunked bodies are validated as
+ * they pass, `Expect: 100-continue` and WebSocket upgrades are relayed.
+ *
+ * Decisions (rules, pools, servers) come from router.ts; this file only moves bytes,
+ * enforces timeouts and limits, and answers errors with short bodies that say why.
+ * @module
+ */
+import type { ListenerConfig } from "../config/schema.ts";
+import type { Logger } from "../log.ts";
+import {
+  ChunkedScanner,
+  encodeLatin1,
+  type Framing,
+  type Head,
+  headerValue,
+  parseRequestHead,
+  parseResponseHead,
+  requestFraming,
+  responseFraming,
+} from "./codec.ts";
+import { type ByteConn, type Deadlines, Reader, type Timed, writeAll } from "./io.ts";
+import type { L7Metrics } from "./metrics.ts";
+import type { PoolRuntime, ServerRuntime } from "./pool.ts";
+import { decide, parseTarget, viewOf } from "./router.ts";
+import type { RuleTable } from "./rules.ts";
+
+/** What a listener routes with; replaced as a whole on reload (atomic swap). */
+export interface RouteState {
+  readonly config: ListenerConfig;
+  readonly table: RuleTable;
+  readonly pools: ReadonlyMap<string, PoolRuntime>;
+}
+
+/** Shared by every listener: idle server connections, deadlines, metrics, log. */
+export interface ProxyShared {
+  readonly upstreams: Upstreams;
+  readonly deadlines: Deadlines;
+  readonly metrics: L7Metrics;
+  readonly log: Logger;
+}
+
+const VIA = "1.1 fulcrum";
+const IDEMPOTENT = new Set(["GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"]);
+const HOP_BY_HOP = new Set([
+  "connection",
+  "keep-alive",
+  "proxy-connection",
+  "te",
+  "upgrade",
+  "proxy-authorization",
+  "proxy-authenticate",
+]);
+const REASONS: Record<number, string> = {
+  400: "Bad Request",
+  404: "Not Found",
+  408: "Request Timeout",
+  431: "Request Header Fields Too Large",
+  501: "Not Implemented",
+  502: "Bad Gateway",
+  503: "Service Unavailable",
+  504: "Gateway Timeout",
+  505: "HTTP Version Not Supported",
+};
+
+/** A connection to a server with its read buffer. */
+export interface Upstream {
+  readonly conn: Deno.Conn;
+  readonly reader: Reader;
+  readonly address: string;
+  /** Requests this connection has carried. */
+  uses: number;
+}
+
+/** Idle keep-alive connections to servers, newest first per server. */
+export class Upstreams {
+  #idle = new Map<string, Upstream[]>();
+  readonly maxIdle: number;
+  /** Connections opened so far (for tests and status). */
+  opened = 0;
+
+  /** A pool keeping at most `maxIdle` idle connections per server. */
+  constructor(maxIdle = 256) {
+    this.maxIdle = maxIdle;
+  }
+
+  /** An idle connection to `address`, if any. */
+  take(address: string): Upstream | undefined {
+    return this.#idle.get(address)?.pop();
+  }
+
+  /** Returns a connection after a complete exchange. */
+  give(up: Upstream): void {
+    let list = this.#idle.get(up.address);
+    if (!list) this.#idle.set(up.address, list = []);
+    if (list.length >= this.maxIdle) {
+      closeQuietly(up.conn);
+      return;
+    }
+    list.push(up);
+  }
+
+  /** Opens a new connection, failing after `timeout` ms. */
+  async open(server: ServerRuntime, timeout: number): Promise<Upstream> {
+    const conn = await connectWithin(server.host, server.port, timeout);
+    this.opened++;
+    return { conn, reader: new Reader(conn, 32 * 1024), address: server.address, uses: 0 };
+  }
+
+  /** Idle connections held now. */
+  get idle(): number {
+    let n = 0;
+    for (const list of this.#idle.values()) n += list.length;
+    return n;
+  }
+
+  /** Closes the idle connections of servers not in `keep` (all when omitted). */
+  close(keep?: ReadonlySet<string>): void {
+    for (const [address, list] of this.#idle) {
+      if (keep?.has(address)) continue;
+      for (const up of list) closeQuietly(up.conn);
+      this.#idle.delete(address);
+    }
+  }
+}
+
+async function connectWithin(hostname: string, port: number, ms: number): Promise<Deno.Conn> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const attempt = Deno.connect({ hostname, port, transport: "tcp" });
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms);
+  });
+  try {
+    const conn = await Promise.race([attempt, timeout]);
+    conn.setNoDelay(true);
+    return conn;
+  } catch (err) {
+    attempt.then((c) => c.close(), () => {});
+    throw err;
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+function closeQuietly(conn: { close(): void }): void {
+  try {
+    conn.close();
+  } catch {
+    // already closed
+  }
+}
+
+/** One client connection's state. */
+interface Client extends Timed {
+  readonly conn: Deno.Conn;
+  readonly reader: Reader;
+  readonly ip: string;
+  closed: boolean;
+  /** Waiting for a request head with nothing buffered: safe to close on drain. */
+  idle: boolean;
+  /** Fired by the deadline wheel. */
+  onTimeout: () => void;
+}
+
+/** A short plain-text error response; `close` adds `connection: close`. */
+export function errorResponse(status: number, why: string, close: boolean): Uint8Array {
+  const body = `fulcrum: ${why}\n`;
+  const bytes = encodeLatin1(body.replace(/[^\x20-\x7e\n]/g, "?"));
+  return encodeLatin1(
+    `HTTP/1.1 ${status} ${
+      REASONS[status] ?? "Error"
+    }\r\ncontent-type: text/plain; charset=utf-8\r\n` +
+      `content-length: ${bytes.length}\r\nvia: ${VIA}\r\n${
+        close ? "connection: close\r\n" : ""
+      }\r\n` +
+      body.replace(/[^\x20-\x7e\n]/g, "?"),
+  );
+}
+
+/** Tokens of every Connection header, lowercased. */
+function connectionTokens(head: Head): string[] {
+  const out: string[] = [];
+  for (const [name, value] of head.headers) {
+    if (name.length === 10 && name.toLowerCase() === "connection") {
+      for (const t of value.split(",")) out.push(t.trim().toLowerCase());
+    }
+  }
+  return out;
+}
+
+function formatForwardedFor(ip: string): string {
+  return ip.includes(":") ? `"[${ip}]"` : ip;
+}
+
+/** One listener: accepts clients and proxies their requests. */
+export class ProxyListener {
+  readonly name: string;
+  /** The routing state; replaced as a whole by `swap`. */
+  state: RouteState;
+  #shared: ProxyShared;
+  #listener: Deno.Listener | undefined;
+  #clients = new Set<Client>();
+  #draining = false;
+  #accepting: Promise<void> | undefined;
+  #tls: boolean;
+  #inflight = 0;
+
+  /** A listener for `state.config`; call `start()` to open it. */
+  constructor(state: RouteState, shared: ProxyShared) {
+    this.name = state.config.name;
+    this.state = state;
+    this.#shared = shared;
+    this.#tls = state.config.tls !== undefined;
+  }
+
+  /** The bound address (after start). */
+  get addr(): Deno.NetAddr | undefined {
+    return this.#listener?.addr as Deno.NetAddr | undefined;
+  }
+
+  /** Client connections open now. */
+  get clients(): number {
+    return this.#clients.size;
+  }
+
+  /** Requests being proxied now. */
+  get inflight(): number {
+    return this.#inflight;
+  }
+
+  /** Opens the socket; throws with an operator-facing message when it cannot. */
+  start(): void {
+    const c = this.state.config;
+    const where = { hostname: c.listen.host, port: c.listen.port, transport: "tcp" as const };
+    try {
+      if (c.tls) {
+        this.#listener = Deno.listenTls({
+          ...where,
+          cert: Deno.readTextFileSync(c.tls.cert),
+          key: Deno.readTextFileSync(c.tls.key),
+        });
+      } else {
+        this.#listener = Deno.listen(where);
+      }
+    } catch (err) {
+      throw new Error(
+        `listener ${c.name} cannot listen on ${c.listen.text}: ${(err as Error).message}; ` +
+          `free the port or change l7.listeners[].listen`,
+      );
+    }
+    this.#accepting = this.#accept(this.#listener);
+  }
+
+  /** Replaces the routing state; requests already routed keep the old one. */
+  swap(state: RouteState): void {
+    this.state = state;
+  }
+
+  /**
+   * Stops accepting, closes idle clients, lets requests in flight finish (their
+   * responses carry `connection: close`) and closes whatever is left after `ms`.
+   */
+  async drain(ms: number): Promise<void> {
+    this.#draining = true;
+    if (this.#listener) closeQuietly(this.#listener);
+    await this.#accepting;
+    const until = Date.now() + ms;
+    while (this.#clients.size && Date.now() < until) {
+      for (const c of this.#clients) if (c.idle) this.#close(c);
+      if (!this.#clients.size) break;
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    for (const c of this.#clients) this.#close(c);
+    while (this.#clients.size) await new Promise((r) => setTimeout(r, 5));
+  }
+
+  async #accept(listener: Deno.Listener): Promise<void> {
+    while (true) {
+      let conn: Deno.Conn;
+      try {
+        conn = await listener.accept();
+      } catch (err) {
+        if (this.#draining) return;
+        this.#shared.log.warn("accept failed", { listener: this.name, error: String(err) });
+        await new Promise((r) => setTimeout(r, 50));
+        continue;
+      }
+      if (this.#draining) {
+        closeQuietly(conn);
+        continue;
+      }
+      this.#serve(conn);
+    }
+  }
+
+  #close(c: Client): void {
+    if (c.closed) return;
+    c.closed = true;
+    this.#shared.deadlines.disarm(c);
+    closeQuietly(c.conn);
+  }
+
+  async #serve(conn: Deno.Conn): Promise<void> {
+    try {
+      if (!this.#tls) (conn as Deno.TcpConn).setNoDelay(true);
+    } catch { /* not a TCP socket */ }
+    const remote = conn.remoteAddr as Deno.NetAddr;
+    const c: Client = {
+      conn,
+      reader: new Reader(conn, 16 * 1024),
+      ip: remote.hostname,
+      closed: false,
+      idle: true,
+      deadline: 0,
+      onTimeout: () => {},
+      fire() {
+        this.onTimeout();
+      },
+    };
+    this.#clients.add(c);
+    this.#shared.metrics.connections(this.name, 1);
+    try {
+      while (!c.closed) {
+        const head = await this.#readHead(c);
+        if (!head) break;
+        const keep = await this.#exchange(c, head);
+        if (!keep || this.#draining) break;
+      }
+    } catch (err) {
+      if (!c.closed) this.#shared.log.debug("client connection failed", { error: String(err) });
+    } finally {
+      this.#close(c);
+      this.#clients.delete(c);
+      this.#shared.metrics.connections(this.name, -1);
+    }
+  }
+
+  /** Reads one request head; answers 400/408/431/505 itself and returns undefined then. */
+  async #readHead(c: Client): Promise<Head | undefined> {
+    const cfg = this.state.config;
+    const limits = { maxBytes: cfg.limits.header_bytes, maxHeaders: cfg.limits.headers };
+    const wheel = this.#shared.deadlines;
+    let started = c.reader.available > 0;
+    c.idle = !started;
+    c.deadline = Date.now() + (started ? cfg.timeouts.header : cfg.timeouts.idle);
+    c.onTimeout = () => {
+      if (started) {
+        this.#shared.metrics.reject(this.name, "header_timeout");
+        this.#shared.metrics.request({
+          listener: this.name,
+          rule: "-",
+          pool: "-",
+          server: "-",
+          status: 408,
+          seconds: cfg.timeouts.header / 1000,
+        });
+        const bytes = errorResponse(
+          408,
+          `the request head did not arrive within ${cfg.timeouts.header} ms`,
+          true,
+        );
+        c.closed = true;
+        wheel.disarm(c);
+        c.conn.write(bytes).catch(() => {}).finally(() => closeQuietly(c.conn));
+      } else {
+        this.#close(c);
+      }
+    };
+    wheel.arm(c);
+    try {
+      while (true) {
+        if (c.reader.available) {
+          const r = parseRequestHead(c.reader.view(), limits);
+          if (r.kind === "ok") {
+            c.idle = false;
+            return r.head;
+          }
+          if (r.kind === "error") {
+            c.idle = false;
+            wheel.disarm(c);
+            this.#shared.metrics.reject(this.name, r.status === 431 ? "header_limit" : "malformed");
+            this.#count(r.status);
+            await this.#answer(c, r.status, r.reason, true);
+            return undefined;
+          }
+        }
+        if (this.#draining && !c.reader.available) return undefined;
+        const more = await c.reader.fill(limits.maxBytes + 1);
+        if (!more || c.closed) return undefined;
+        if (!started) {
+          started = true;
+          c.idle = false;
+          c.deadline = Date.now() + cfg.timeouts.header;
+        }
+      }
+    } finally {
+      wheel.disarm(c);
+    }
+  }
+
+  #count(status: number, rule = "-", pool = "-", server = "-", seconds = 0): void {
+    this.#shared.metrics.request({ listener: this.name, rule, pool, server, status, seconds });
+  }
+
+  async #answer(c: Client, status: number, why: string, close: boolean): Promise<void> {
+    if (c.closed) return;
+    try {
+      await writeAll(c.conn, errorResponse(status, why, close));
+    } catch {
+      this.#close(c);
+    }
+  }
+
+  /** Proxies one request; returns whether the client connection may carry another. */
+  async #exchange(c: Client, head: Head): Promise<boolean> {
+    c.reader.consume(head.length);
+    const startedAt = performance.now();
+    const state = this.state;
+    const cfg = state.config;
+    const framing = requestFraming(head);
+    if (framing.kind === "error") {
+      this.#shared.metrics.reject(this.name, "smuggling");
+      this.#count(400);
+      await this.#answer(c, 400, framing.reason, true);
+      return false;
+    }
+    const hasBody = framing.kind !== "none";
+    const tokens = connectionTokens(head);
+    const clientKeep = head.version === "HTTP/1.1"
+      ? !tokens.includes("close")
+      : tokens.includes("keep-alive");
+    const fail = async (status: number, why: string, labels: string[] = []): Promise<boolean> => {
+      this.#count(status, labels[0], labels[1], labels[2], (performance.now() - startedAt) / 1000);
+      const close = hasBody || !clientKeep || this.#draining;
+      await this.#answer(c, status, why, close);
+      return !close;
+    };
+    if (head.method === "CONNECT") {
+      this.#shared.metrics.reject(this.name, "malformed");
+      return await fail(501, "CONNECT is not supported by an HTTP listener");
+    }
+    const target = parseTarget(head.target);
+    if (!target) {
+      this.#shared.metrics.reject(this.name, "malformed");
+      return await fail(400, "invalid request target");
+    }
+    let hosts = 0;
+    for (const [name] of head.headers) {
+      if (name.length === 4 && name.toLowerCase() === "host") hosts++;
+    }
+    if (hosts > 1 || (hosts === 0 && head.version === "HTTP/1.1")) {
+      this.#shared.metrics.reject(this.name, "malformed");
+      return await fail(
+        400,
+        hosts ? "more than one Host header" : "an HTTP/1.1 request needs a Host header",
+      );
+    }
+    if (framing.kind === "chunked") {
+      const expect = headerValue(head, "expect")?.toLowerCase() === "100-continue";
+      const why = await this.#precheckChunked(c, expect);
+      if (why !== undefined) {
+        this.#shared.metrics.reject(this.name, "smuggling");
+        return await fail(400, `bad request body: ${why}`);
+      }
+      if (c.closed) return false;
+    }
+    const view = viewOf(head, target);
+    const upgrade = tokens.includes("upgrade") ? headerValue(head, "upgrade") : undefined;
+    const exclude = new Set<ServerRuntime>();
+    const retries = IDEMPOTENT.has(head.method) ? cfg.retries : 0;
+    let lastError = "";
+    let lastStatus = 503;
+    for (let attempt = 0; attempt <= retries; attempt++) {
+      const d = decide(view, state, { source: c.ip, exclude });
+      if (!d.rule) return await fail(404, `no rule of listener ${cfg.name} matches ${target.path}`);
+      const labels = [String(d.rule.index), d.rule.pool];
+      if (!d.pool) return await fail(503, `pool ${d.rule.pool} does not exist`, labels);
+      if (!d.pick) {
+        if (attempt === 0) {
+          return await fail(503, `no server of pool ${d.pool.name} is available`, labels);
+        }
+        return await fail(lastStatus, lastError, labels);
+      }
+      const pool = d.pool;
+      const server = d.pick.server;
+      labels.push(server.address);
+      pool.acquire(server);
+      this.#inflight++;
+      this.#shared.metrics.inflight(this.name, 1);
+      try {
+        const outcome = await this.#forward(c, head, {
+          server,
+          framing,
+          view: { host: view.host },
+          upgrade,
+          clientKeep,
+          labels,
+          startedAt,
+        });
+        if (outcome.kind === "done") return outcome.keep;
+        // connect failed: nothing was sent, try the next server
+        exclude.add(server);
+        lastError = outcome.why;
+        lastStatus = outcome.status;
+        this.#shared.metrics.reject(this.name, "connect_failed");
+        this.#shared.log.warn("server connect failed", {
+          listener: this.name,
+          pool: pool.name,
+          server: server.address,
+          error: outcome.why,
+        });
+      } finally {
+        pool.release(server);
+        this.#inflight--;
+        this.#shared.metrics.inflight(this.name, -1);
+      }
+    }
+    return await fail(lastStatus, lastError);
+  }
+
+  /**
+   * Validates the chunked body bytes that came with the head (and waits for the first
+   * chunk-size line unless the client waits for 100-continue), so a malformed body is
+   * answered with 400 before anything is sent to a server. Returns why it is bad.
+   */
+  async #precheckChunked(c: Client, expect: boolean): Promise<string | undefined> {
+    const cfg = this.state.config;
+    const wheel = this.#shared.deadlines;
+    c.deadline = Date.now() + cfg.timeouts.header;
+    c.onTimeout = () => this.#close(c);
+    wheel.arm(c);
+    try {
+      while (true) {
+        const r = new ChunkedScanner().feed(c.reader.buf, c.reader.start, c.reader.end);
+        if (r.error) return r.error;
+        if (r.done || c.reader.view().includes(10)) return undefined;
+        if (expect && !c.reader.available) return undefined;
+        if (c.reader.available > 4096) return undefined;
+        if (!(await c.reader.fill()) || c.closed) return undefined;
+      }
+    } finally {
+      wheel.disarm(c);
+    }
+  }
+
+  /** Builds the request head sent to a server. */
+  #requestHead(c: Client, head: Head, upgrade: string | undefined): Uint8Array {
+    const cfg = this.state.config;
+    const listed = connectionTokens(head);
+    const target = head.target.startsWith("/") || head.target === "*" ? head.target : (() => {
+      const t = parseTarget(head.target);
+      return t ? t.path + (t.query ? `?${t.query}` : "") : "/";
+    })();
+    let out = `${head.method} ${target} HTTP/1.1\r\n`;
+    let xff: string | undefined;
+    let forwarded: string | undefined;
+    let via: string | undefined;
+    let hostValue: string | undefined;
+    for (const [name, value] of head.headers) {
+      const lower = name.toLowerCase();
+      if (HOP_BY_HOP.has(lower) || (listed.length && listed.includes(lower))) continue;
+      if (cfg.forwarded_headers) {
+        if (lower === "x-forwarded-for") {
+          xff = xff === undefined ? value : `${xff}, ${value}`;
+          continue;
+        }
+        if (lower === "forwarded") {
+          forwarded = forwarded === undefined ? value : `${forwarded}, ${value}`;
+          continue;
+        }
+        if (lower === "x-forwarded-proto" || lower === "x-forwarded-host") continue;
+      }
+      if (lower === "via") {
+        via = via === undefined ? value : `${via}, ${value}`;
+        continue;
+      }
+      if (lower === "host") hostValue = value;
+      out += `${name}: ${value}\r\n`;
+    }
+    if (cfg.forwarded_headers) {
+      const proto = this.#tls ? "https" : "http";
+      out += `x-forwarded-for: ${xff === undefined ? c.ip : `${xff}, ${c.ip}`}\r\n`;
+      out += `x-forwarded-proto: ${proto}\r\n`;
+      if (hostValue !== undefined) out += `x-forwarded-host: ${hostValue}\r\n`;
+      const mine = `for=${formatForwardedFor(c.ip)};proto=${proto}` +
+        (hostValue !== undefined ? `;host="${hostValue.replace(/["\\]/g, "")}"` : "");
+      out += `forwarded: ${forwarded === undefined ? mine : `${forwarded}, ${mine}`}\r\n`;
+    }
+    out += `via: ${via === undefined ? VIA : `${via}, ${VIA}`}\r\n`;
+    if (upgrade !== undefined) out += `connection: upgrade\r\nupgrade: ${upgrade}\r\n`;
+    return encodeLatin1(out + "\r\n");
+  }
+
+  /** Builds the response head sent to the client. */
+  #responseHead(head: Head, close: boolean, upgrade: boolean): Uint8Array {
+    const listed = connectionTokens(head);
+    let out = `HTTP/1.1 ${head.status} ${head.reason}\r\n`;
+    let via: string | undefined;
+    for (const [name, value] of head.headers) {
+      const lower = name.toLowerCase();
+      if (HOP_BY_HOP.has(lower) || (listed.length && listed.includes(lower))) {
+        if (!(upgrade && lower === "upgrade")) continue;
+      }
+      if (lower === "via") {
+        via = via === undefined ? value : `${via}, ${value}`;
+        continue;
+      }
+      out += `${name}: ${value}\r\n`;
+    }
+    out += `via: ${via === undefined ? VIA : `${via}, ${VIA}`}\r\n`;
+    if (upgrade) out += "connection: upgrade\r\n";
+    else if (close) out += "connection: close\r\n";
+    return encodeLatin1(out + "\r\n");
+  }
+
+  /**
+   * Sends one request to one server and relays the answer. Returns `retry` only when
+   * nothing reached the server (connect failure), else `done` with keep-alive.
+   */
+  async #forward(
+    c: Client,
+    head: Head,
+    o: {
+      server: ServerRuntime;
+      framing: Framing;
+      view: { host: string };
+      upgrade: string | undefined;
+      clientKeep: boolean;
+      labels: string[];
+      startedAt: number;
+    },
+  ): Promise<{ kind: "done"; keep: boolean } | { kind: "retry"; status: number; why: string }> {
+    const cfg = this.state.config;
+    const shared = this.#shared;
+    const server = o.server;
+    const hasBody = o.framing.kind !== "none";
+    const outHead = this.#requestHead(c, head, o.upgrade);
+    const record = (status: number) =>
+      this.#count(
+        status,
+        o.labels[0],
+        o.labels[1],
+        o.labels[2],
+        (performance.now() - o.startedAt) / 1000,
+      );
+
+    // A pooled connection may have been closed by the server meanwhile: a request
+    // without a body is replayed once on a fresh connection when that happens.
+    let up: Upstream | undefined = o.upgrade === undefined
+      ? shared.upstreams.take(server.address)
+      : undefined;
+    let fresh = !up;
+    for (let tries = 0;; tries++) {
+      if (!up) {
+        try {
+          up = await shared.upstreams.open(server, cfg.timeouts.connect);
+          fresh = true;
+        } catch (err) {
+          const timeout = (err as Error).message.startsWith("no answer");
+          return {
+            kind: "retry",
+            status: timeout ? 504 : 502,
+            why: `cannot connect to ${server.address}: ${(err as Error).message}`,
+          };
+        }
+      }
+      const result = await this.#roundTrip(c, head, up, outHead, o, fresh, record);
+      if (result === "stale" && !fresh && !hasBody && tries < 2) {
+        closeQuietly(up.conn);
+        up = undefined;
+        continue;
+      }
+      if (result === "stale") {
+        record(502);
+        await this.#answer(
+          c,
+          502,
+          `server ${server.address} closed the connection before answering`,
+          true,
+        );
+        return { kind: "done", keep: false };
+      }
+      return { kind: "done", keep: result };
+    }
+  }
+
+  /**
+   * One request/response on `up`. Returns whether the client may continue, or
+   * `stale` when a reused connection turned out closed before any answer byte.
+   */
+  async #roundTrip(
+    c: Client,
+    head: Head,
+    up: Upstream,
+    outHead: Uint8Array,
+    o: {
+      server: ServerRuntime;
+      framing: Framing;
+      upgrade: string | undefined;
+      clientKeep: boolean;
+    },
+    fresh: boolean,
+    record: (status: number) => void,
+  ): Promise<boolean | "stale"> {
+    const cfg = this.state.config;
+    const shared = this.#shared;
+    const server = o.server;
+    up.uses++;
+    const readBefore = up.reader.total;
+    let upstreamOk = false;
+    const timer: Timed & { fired: boolean } = {
+      deadline: Date.now() + cfg.timeouts.server,
+      fired: false,
+      fire() {
+        timer.fired = true;
+        closeQuietly(up.conn);
+      },
+    };
+    try {
+      try {
+        await writeAll(up.conn, outHead);
+      } catch {
+        if (!fresh) return "stale";
+        record(502);
+        await this.#answer(c, 502, `server ${server.address} closed the connection`, true);
+        return false;
+      }
+      // Request body: streamed concurrently so 100-continue and early answers work.
+      let bodyDone = o.framing.kind === "none";
+      let bodyError: string | undefined;
+      const pump = bodyDone ? Promise.resolve() : copyBody(c.reader, up.conn, o.framing, {
+        onIdle: () => {
+          c.deadline = Date.now() + cfg.timeouts.idle;
+        },
+      }).then(() => {
+        bodyDone = true;
+      }, (err) => {
+        bodyError = (err as Error).message;
+        closeQuietly(up.conn);
+      });
+      if (!bodyDone) {
+        c.deadline = Date.now() + cfg.timeouts.idle;
+        c.onTimeout = () => this.#close(c);
+        shared.deadlines.arm(c);
+      }
+      shared.deadlines.arm(timer);
+      // Response head(s).
+      const limits = { maxBytes: Math.max(cfg.limits.header_bytes, 65536), maxHeaders: 1000 };
+      let resp: Head;
+      while (true) {
+        let parsed = up.reader.available
+          ? parseResponseHead(up.reader.view(), limits)
+          : { kind: "incomplete" as const };
+        while (parsed.kind === "incomplete") {
+          let more = false;
+          try {
+            more = await up.reader.fill(limits.maxBytes + 1);
+          } catch {
+            more = false;
+          }
+          if (!more) {
+            shared.deadlines.disarm(timer);
+            await pump;
+            if (bodyError && bodyError.startsWith("bad request body")) {
+              shared.metrics.reject(this.name, "smuggling");
+              record(400);
+              await this.#answer(c, 400, bodyError, true);
+              return false;
+            }
+            if (timer.fired) {
+              shared.metrics.reject(this.name, "server_timeout");
+              record(504);
+              await this.#answer(
+                c,
+                504,
+                `server ${server.address} did not answer within ${cfg.timeouts.server} ms`,
+                true,
+              );
+              return false;
+            }
+            if (up.reader.total === readBefore && !fresh && o.framing.kind === "none") {
+              return "stale";
+            }
+            shared.metrics.reject(this.name, "server_closed");
+            record(502);
+            await this.#answer(
+              c,
+              502,
+              `server ${server.address} closed the connection before answering`,
+              true,
+            );
+            return false;
+          }
+          parsed = parseResponseHead(up.reader.view(), limits);
+        }
+        if (parsed.kind === "error") {
+          shared.deadlines.disarm(timer);
+          shared.metrics.reject(this.name, "bad_response");
+          record(502);
+          await this.#answer(c, 502, `server ${server.address} sent ${parsed.reason}`, true);
+          return false;
+        }
+        resp = parsed.head;
+        up.reader.consume(resp.length);
+        if (resp.status >= 100 && resp.status < 200 && resp.status !== 101) {
+          await writeAll(c.conn, this.#responseHead(resp, false, false));
+          continue;
+        }
+        break;
+      }
+      if (resp.status === 101 && o.upgrade !== undefined) {
+        shared.deadlines.disarm(timer);
+        record(101);
+        await writeAll(c.conn, this.#responseHead(resp, false, true));
+        await tunnel(c.reader, up.reader);
+        return false;
+      }
+      const framing = responseFraming(resp, head.method);
+      if (framing.kind === "error") {
+        shared.deadlines.disarm(timer);
+        shared.metrics.reject(this.name, "bad_response");
+        record(502);
+        await this.#answer(c, 502, `server ${server.address} sent ${framing.reason}`, true);
+        return false;
+      }
+      const serverKeep = resp.version === "HTTP/1.1" && !connectionTokens(resp).includes("close") &&
+        framing.kind !== "close";
+      const clientKeep = o.clientKeep && framing.kind !== "close" && !this.#draining;
+      const respHead = this.#responseHead(resp, !clientKeep, false);
+      // Relay the response body, head and the first bytes in one write.
+      let ok = true;
+      try {
+        await copyResponse(up.reader, c.conn, framing, respHead, () => {
+          timer.deadline = Date.now() + cfg.timeouts.server;
+        });
+      } catch (err) {
+        ok = false;
+        const reason = timer.fired ? "server_timeout" : "short_response";
+        shared.metrics.reject(this.name, reason);
+        shared.log.debug("response relay failed", { server: server.address, error: String(err) });
+      }
+      shared.deadlines.disarm(timer);
+      record(resp.status);
+      if (!ok) return false;
+      // The request body must be complete before the connection can be reused.
+      if (!bodyDone && bodyError === undefined) {
+        // the server answered before reading the whole body: stop here
+        closeQuietly(up.conn);
+        this.#close(c);
+        await pump;
+        return false;
+      }
+      await pump;
+      if (bodyError !== undefined) return false;
+      upstreamOk = serverKeep;
+      return clientKeep;
+    } finally {
+      shared.deadlines.disarm(timer);
+      if (o.framing.kind !== "none") shared.deadlines.disarm(c);
+      if (upstreamOk && o.upgrade === undefined) shared.upstreams.give(up);
+      else closeQuietly(up.conn);
+    }
+  }
+}
+
+/** Copies a request body of `framing` from `src` to `dst`, validating chunked bodies. */
+async function copyBody(
+  src: Reader,
+  dst: ByteConn,
+  framing: Framing,
+  options: { onIdle?: () => void } = {},
+): Promise<void> {
+  if (framing.kind === "length") {
+    let left = framing.length;
+    while (left > 0) {
+      if (!src.available) {
+        const more = await src.fill();
+        options.onIdle?.();
+        if (!more) throw new Error("client closed before sending the whole body");
+      }
+      const take = Math.min(left, src.available);
+      await writeAll(dst, src.buf.subarray(src.start, src.start + take));
+      src.consume(take);
+      left -= take;
+    }
+    return;
+  }
+  if (framing.kind === "chunked") {
+    const scanner = new ChunkedScanner();
+    while (true) {
+      if (!src.available) {
+        const more = await src.fill();
+        options.onIdle?.();
+        if (!more) throw new Error("client closed before the last chunk");
+      }
+      const r = scanner.feed(src.buf, src.start, src.end);
+      if (r.error) throw new Error(`bad request body: ${r.error}`);
+      if (r.used) await writeAll(dst, src.buf.subarray(src.start, src.start + r.used));
+      src.consume(r.used);
+      if (r.done) return;
+    }
+  }
+}
+
+/**
+ * Writes `head` and relays a response body of `framing` from `src` to `dst`. Throws
+ * when the server ends early (short body) or sends a malformed chunked body.
+ */
+async function copyResponse(
+  src: Reader,
+  dst: ByteConn,
+  framing: Framing,
+  head: Uint8Array,
+  onData: () => void,
+): Promise<void> {
+  let pending: Uint8Array | undefined = head;
+  const send = async (bytes: Uint8Array) => {
+    if (pending) {
+      const both = new Uint8Array(pending.length + bytes.length);
+      both.set(pending);
+      both.set(bytes, pending.length);
+      pending = undefined;
+      await writeAll(dst, both);
+    } else {
+      await writeAll(dst, bytes);
+    }
+  };
+  const flush = async () => {
+    if (pending) {
+      const p = pending;
+      pending = undefined;
+      await writeAll(dst, p);
+    }
+  };
+  if (framing.kind === "none") return await flush();
+  if (framing.kind === "length") {
+    let left = framing.length;
+    while (left > 0) {
+      if (!src.available) {
+        await flush();
+        const more = await src.fill();
+        onData();
+        if (!more) throw new Error(`server closed with ${left} bytes of the body missing`);
+      }
+      const take = Math.min(left, src.available);
+      await send(src.buf.subarray(src.start, src.start + take));
+      src.consume(take);
+      left -= take;
+    }
+    return;
+  }
+  if (framing.kind === "chunked") {
+    const scanner = new ChunkedScanner();
+    while (true) {
+      if (!src.available) {
+        await flush();
+        const more = await src.fill();
+        onData();
+        if (!more) throw new Error("server closed before the last chunk");
+      }
+      const r = scanner.feed(src.buf, src.start, src.end);
+      if (r.error) throw new Error(`server sent a bad chunked body: ${r.error}`);
+      if (r.used) await send(src.buf.subarray(src.start, src.start + r.used));
+      src.consume(r.used);
+      if (r.done) return;
+    }
+  }
+  // until close
+  while (true) {
+    if (src.available) {
+      await send(src.buf.subarray(src.start, src.end));
+      src.consume(src.available);
+    }
+    await flush();
+    const more = await src.fill();
+    onData();
+    if (!more) return;
+  }
+}
+
+/** Pipes raw bytes both ways until either side ends, then closes both. */
+async function tunnel(a: Reader, b: Reader): Promise<void> {
+  const pipe = async (from: Reader, to: Reader) => {
+    try {
+      while (true) {
+        if (from.available) {
+          await writeAll(to.conn, from.view());
+          from.consume(from.available);
+        }
+        if (!(await from.fill())) break;
+      }
+    } catch {
+      // either side failed
+    } finally {
+      closeQuietly(a.conn);
+      closeQuietly(b.conn);
+    }
+  };
+  await Promise.all([pipe(a, b), pipe(b, a)]);
+}
