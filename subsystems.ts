@@ -4,9 +4,11 @@
  * behind them are ready). The CLI passes this to the appliance; tests pass their own.
  * @module
  */
+import { createHealth } from "./health/mod.ts";
 import type { Subsystem, SubsystemDeps } from "./subsystem.ts";
 
 /** Creates every subsystem of the appliance. */
-export function createSubsystems(_deps: SubsystemDeps): Subsystem[] {
-  return [];
+export function createSubsystems(deps: SubsystemDeps): Subsystem[] {
+  const bind = (name: string): SubsystemDeps => ({ ...deps, log: deps.log.child(name) });
+  return [createHealth(bind("health"))];
 }
