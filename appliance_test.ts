@@ -84,13 +84,19 @@ Deno.test("a reload applies the diff; an invalid file keeps the running config",
     assert.equal(bad.ok, false);
     if (!bad.ok) {
       assert.equal(bad.stage, "config");
-      assert.match(bad.errors[0], /appliance.yaml:3:\d+: unknown key "servrs" in a pool; did you mean "servers"\?/);
+      assert.match(
+        bad.errors[0],
+        /appliance.yaml:3:\d+: unknown key "servrs" in a pool; did you mean "servers"\?/,
+      );
     }
     assert.equal(appliance.model.pools.html.servers[0].weight, 5);
     assert.equal(recorders[1].weight, 5);
     assert.deepEqual(appliance.reloads.ok, 2);
     assert.deepEqual(appliance.reloads.failed, 1);
-    assert.deepEqual(calls.filter((c) => c.includes("apply")), ["health.apply html", "l4.apply html"]);
+    assert.deepEqual(calls.filter((c) => c.includes("apply")), [
+      "health.apply html",
+      "l4.apply html",
+    ]);
   } finally {
     await appliance.stop();
     await Deno.remove(dir, { recursive: true });

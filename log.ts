@@ -31,7 +31,10 @@ export interface LoggerOptions {
   now?: () => Date;
 }
 
-const settings: { level: LogLevel; format: "logfmt" | "json" } = { level: "info", format: "logfmt" };
+const settings: { level: LogLevel; format: "logfmt" | "json" } = {
+  level: "info",
+  format: "logfmt",
+};
 
 /** Sets the process-wide level and format (from `--log-level` or `log:` in the config). */
 export function configureLogs(level: LogLevel, format: "logfmt" | "json" = "logfmt"): void {

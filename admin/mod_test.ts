@@ -21,7 +21,8 @@ function probe(): Subsystem {
     routes: (app) => {
       app.get("/api/v1/probe", (c) => c.json({ applied }));
     },
-    metrics: () => "# HELP probe_applied x\n# TYPE probe_applied gauge\nprobe_applied " + applied + "\n",
+    metrics: () =>
+      "# HELP probe_applied x\n# TYPE probe_applied gauge\nprobe_applied " + applied + "\n",
   };
 }
 
@@ -49,7 +50,10 @@ Deno.test("the admin API serves health, status, metrics, the page and subsystem 
     assert.match(metrics, /^fulcrum_config_reloads_total\{result="ok"\} 0$/m);
     assert.match(metrics, /^process_resident_memory_bytes \d+$/m);
     assert.match(metrics, /^probe_applied 0$/m);
-    assert.match(metrics, new RegExp(`fulcrum_config_info\\{path=".*",hash="${appliance.model.source.hash}"\\} 1`));
+    assert.match(
+      metrics,
+      new RegExp(`fulcrum_config_info\\{path=".*",hash="${appliance.model.source.hash}"\\} 1`),
+    );
     assert.deepEqual(await (await fetch(`${base}/api/v1/probe`)).json(), { applied: 0 });
     const page = await fetch(`${base}/`);
     assert.match(page.headers.get("content-type") ?? "", /text\/html/);
@@ -67,7 +71,10 @@ Deno.test("POST /api/v1/reload applies a good file and refuses a bad one with de
   const { dir, base, appliance, path } = await start();
   try {
     const text = await Deno.readTextFile(path);
-    await Deno.writeTextFile(path, text.replace("servers: []", "servers: [{ address: 127.0.0.1:9 }]"));
+    await Deno.writeTextFile(
+      path,
+      text.replace("servers: []", "servers: [{ address: 127.0.0.1:9 }]"),
+    );
     const ok = await fetch(`${base}/api/v1/reload`, { method: "POST" });
     assert.equal(ok.status, 200);
     assert.deepEqual((await ok.json()).changes, ["~ pool p", "+ server p 127.0.0.1:9"]);

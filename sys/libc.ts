@@ -171,7 +171,10 @@ export function setsockopt(
   option: number,
   value: Uint8Array<ArrayBuffer>,
 ): void {
-  check(`setsockopt(${level}, ${option})`, libc().setsockopt(fd, level, option, value, value.byteLength));
+  check(
+    `setsockopt(${level}, ${option})`,
+    libc().setsockopt(fd, level, option, value, value.byteLength),
+  );
 }
 
 /** Sets an `int` socket option. */
@@ -206,7 +209,10 @@ export function sendto(
   sockaddr?: Uint8Array<ArrayBuffer>,
 ): number {
   const addr = sockaddr ?? new Uint8Array(0);
-  return check("sendto", libc().sendto(fd, data, BigInt(data.byteLength), 0, addr, addr.byteLength));
+  return check(
+    "sendto",
+    libc().sendto(fd, data, BigInt(data.byteLength), 0, addr, addr.byteLength),
+  );
 }
 
 /** One datagram read: its bytes and the sender's raw sockaddr. */

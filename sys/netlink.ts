@@ -13,10 +13,10 @@ import {
   sendto,
   setReceiveTimeout,
   setsockoptInt,
+  SO_RCVBUF,
   SOCK_RAW,
   socket,
   SOL_SOCKET,
-  SO_RCVBUF,
   strerror,
   SysError,
 } from "./libc.ts";
@@ -310,7 +310,10 @@ export class NetlinkSocket {
   async #request(msg: Message, what: string): Promise<Reply[]> {
     if (this.#closed) throw new Error(`${what}: the netlink socket is closed`);
     const seq = ++this.#seq >>> 0;
-    sendto(this.#fd, encodeMessage({ ...msg, flags: msg.flags | NLM_F_REQUEST | NLM_F_ACK }, seq, 0));
+    sendto(
+      this.#fd,
+      encodeMessage({ ...msg, flags: msg.flags | NLM_F_REQUEST | NLM_F_ACK }, seq, 0),
+    );
     const replies: Reply[] = [];
     const dump = (msg.flags & NLM_F_DUMP) === NLM_F_DUMP;
     for (;;) {

@@ -49,15 +49,23 @@ Deno.test("a route netlink dump lists the loopback link, and a bad request names
   const nl = new NetlinkSocket(NETLINK_ROUTE);
   try {
     const ifinfomsg = new Uint8Array(16);
-    const links = await nl.request({ type: 18, flags: NLM_F_DUMP, header: ifinfomsg }, "dump links");
+    const links = await nl.request(
+      { type: 18, flags: NLM_F_DUMP, header: ifinfomsg },
+      "dump links",
+    );
     const names = links.map((l) => read.str(attrMap(l.payload.subarray(16)).get(3)!));
     assert.ok(names.includes("lo"), `links: ${names}`);
     // RTM_DELADDR of an address that is not there: the kernel answers EADDRNOTAVAIL.
     const ifaddrmsg = new Uint8Array([2, 32, 0, 0, 1, 0, 0, 0]);
     await assert.rejects(
-      nl.request({ type: 21, flags: 0, header: ifaddrmsg, attrs: [
-        attr.bytes(2, new Uint8Array([203, 0, 113, 9])),
-      ] }, "delete 203.0.113.9/32 from lo"),
+      nl.request({
+        type: 21,
+        flags: 0,
+        header: ifaddrmsg,
+        attrs: [
+          attr.bytes(2, new Uint8Array([203, 0, 113, 9])),
+        ],
+      }, "delete 203.0.113.9/32 from lo"),
       (error: unknown) =>
         error instanceof NetlinkError && /delete 203\.0\.113\.9\/32 from lo/.test(error.message),
     );

@@ -74,7 +74,11 @@ Deno.test("fulcrum schema prints a JSON Schema that validates the shipped config
   }
   assert.equal(validate({ pools: { p: { servers: [], bogus: 1 } } }), false);
   const committed = JSON.parse(await Deno.readTextFile(`${ROOT}appliance.schema.json`));
-  assert.deepEqual(committed, JSON.parse(r.stdout), "appliance.schema.json is stale: run fulcrum schema > appliance.schema.json");
+  assert.deepEqual(
+    committed,
+    JSON.parse(r.stdout),
+    "appliance.schema.json is stale: run fulcrum schema > appliance.schema.json",
+  );
 });
 
 Deno.test("fulcrum plan --from shows what a reload would change", async () => {

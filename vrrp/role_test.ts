@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { type RoleChange, RoleBoard } from "./role.ts";
+import { RoleBoard, type RoleChange } from "./role.ts";
 
 Deno.test("RoleBoard reports only real role changes", () => {
   const board = new RoleBoard();
