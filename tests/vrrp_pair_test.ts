@@ -1,0 +1,232 @@
+/**
+ * Two Fulcrum VRRP routers in two network namespaces on one bridge.
+ */
+import assert from "node:assert/strict";
+import { canUseNetns } from "./netns.ts";
+import { capture, type FulcrumProc, Lab, until } from "./vrrp_lab.ts";
+import { masterDownMs, skewMs } from "../vrrp/machine.ts";
+
+const VIP = "10.77.0.100";
+const INTERVAL = 200;
+const ok = await canUseNetns();
+
+function instance(priority: number, extra: Record<string, unknown> = {}) {
+  return {
+    instances: [{
+      name: "vi",
+      interface: "eth0",
+      vrid: 51,
+      priority,
+      advert_interval: `${INTERVAL}ms`,
+      virtual_ipaddress: [`${VIP}/24`],
+      ...extra,
+    }],
+  };
+}
+
+async function pair(
+  lab: Lab,
+  a: Record<string, unknown>,
+  b: Record<string, unknown>,
+): Promise<[FulcrumProc, FulcrumProc]> {
+  const pa = await lab.fulcrum(0, a);
+  const pb = await lab.fulcrum(1, b);
+  await Promise.all([pa.started(), pb.started()]);
+  return [pa, pb];
+}
+
+/** After kill -9 the dead router keeps its addresses (like keepalived): check the live one. */
+async function holds(lab: Lab, i: number, timeoutMs = 5000): Promise<void> {
+  await until(() => lab.hasVip(i, VIP), { timeoutMs, what: `VIP on router ${i}` });
+}
+
+async function onlyHolder(lab: Lab, i: number, timeoutMs = 5000): Promise<void> {
+  await until(async () => {
+    const h = await lab.holders(VIP);
+    return h.length === 1 && h[0] === i;
+  }, { timeoutMs, what: `VIP only on router ${i}` });
+}
+
+Deno.test({
+  name:
+    "the higher priority is master; kill -9 → backup owns the VIP within Master_Down_Interval + 100 ms, with GARP",
+  ignore: !ok,
+  sanitizeResources: false,
+  sanitizeOps: false,
+}, async () => {
+  const lab = await Lab.create(2);
+  try {
+    const [a, b] = await pair(lab, instance(200), instance(100));
+    await a.waitRole("master", 5000);
+    await b.waitRole("backup", 5000);
+    await onlyHolder(lab, 0);
+    const wire = capture(lab, "arp");
+    await new Promise((r) => setTimeout(r, 300));
+    // learn the master's interval first (v3): the backup's timer is MDI after the last advert
+    const killed = Date.now();
+    await a.kill("SIGKILL");
+    const took = await b.waitRole("master", 5000, killed);
+    const mdi = masterDownMs(3, 100, INTERVAL);
+    const elapsed = took.t - killed;
+    assert.ok(elapsed <= mdi + 100, `took ${elapsed}ms, Master_Down_Interval is ${mdi}ms`);
+    await holds(lab, 1);
+    const lines = await wire.stop();
+    const mac = await lab.mac(1);
+    const garp = new RegExp(`^\\S+ ${mac} > ff:ff:ff:ff:ff:ff.*who-has ${VIP} .*tell ${VIP},`);
+    assert.ok(
+      lines.some((l) => garp.test(l)),
+      `no gratuitous ARP for ${VIP} from ${mac} seen:\n${lines.join("\n")}`,
+    );
+  } finally {
+    await lab.close();
+  }
+});
+
+Deno.test({
+  name: "equal priorities: the higher primary address is master",
+  ignore: !ok,
+  sanitizeResources: false,
+  sanitizeOps: false,
+}, async () => {
+  const lab = await Lab.create(2);
+  try {
+    const [a, b] = await pair(lab, instance(100), instance(100));
+    await b.waitRole("master", 5000);
+    await onlyHolder(lab, 1);
+    assert.equal(a.roles().at(-1)?.role, "backup");
+  } finally {
+    await lab.close();
+  }
+});
+
+Deno.test({
+  name: "SIGTERM → priority 0 → the backup takes over within Skew_Time + 100 ms",
+  ignore: !ok,
+  sanitizeResources: false,
+  sanitizeOps: false,
+}, async () => {
+  const lab = await Lab.create(2);
+  try {
+    const [a, b] = await pair(lab, instance(200), instance(100));
+    await a.waitRole("master", 5000);
+    await onlyHolder(lab, 0);
+    const killed = Date.now();
+    await a.kill("SIGTERM");
+    const took = await b.waitRole("master", 5000, killed);
+    const skew = skewMs(3, 100, INTERVAL);
+    assert.ok(took.t - killed <= skew + 100, `took ${took.t - killed}ms, Skew_Time is ${skew}ms`);
+    assert.match(took.reason, /released/);
+    await onlyHolder(lab, 1);
+  } finally {
+    await lab.close();
+  }
+});
+
+Deno.test({
+  name: "preempt: a returning higher priority takes the VIP back; nopreempt does not",
+  ignore: !ok,
+  sanitizeResources: false,
+  sanitizeOps: false,
+}, async () => {
+  const lab = await Lab.create(2);
+  try {
+    // preempt (default): b is master alone, then a (higher) joins and takes over
+    const b = await lab.fulcrum(1, instance(100));
+    await b.started();
+    await b.waitRole("master", 5000);
+    const a = await lab.fulcrum(0, instance(200));
+    await a.started();
+    await a.waitRole("master", 5000);
+    await onlyHolder(lab, 0);
+    await a.kill("SIGKILL");
+    await b.waitRole("master", 5000, Date.now());
+    // nopreempt: a comes back higher but stays backup
+    const a2 = await lab.fulcrum(0, instance(200, { preempt: false }));
+    await a2.started();
+    await a2.waitRole("backup", 5000);
+    await new Promise((r) => setTimeout(r, 6 * INTERVAL));
+    assert.ok(!a2.roles().some((e) => e.role === "master"), "nopreempt router took over");
+    await onlyHolder(lab, 1);
+  } finally {
+    await lab.close();
+  }
+});
+
+Deno.test({
+  name: "preempt_delay: the higher priority waits the delay before taking over",
+  ignore: !ok,
+  sanitizeResources: false,
+  sanitizeOps: false,
+}, async () => {
+  const lab = await Lab.create(2);
+  try {
+    const b = await lab.fulcrum(1, instance(100));
+    await b.started();
+    await b.waitRole("master", 5000);
+    const a = await lab.fulcrum(0, instance(200, { preempt_delay: "1500ms" }));
+    await a.started();
+    const backup = await a.waitRole("backup", 5000);
+    const master = await a.waitRole("master", 6000);
+    const waited = master.t - backup.t;
+    assert.ok(waited >= 1500, `preempted after ${waited}ms, before the 1500ms delay`);
+    await onlyHolder(lab, 0);
+  } finally {
+    await lab.close();
+  }
+});
+
+Deno.test({
+  name: "unicast peers: election and failover without multicast",
+  ignore: !ok,
+  sanitizeResources: false,
+  sanitizeOps: false,
+}, async () => {
+  const lab = await Lab.create(2);
+  try {
+    const ipA = lab.routers[0].ip;
+    const ipB = lab.routers[1].ip;
+    const wire = capture(lab, "ip proto 112");
+    const [a, b] = await pair(
+      lab,
+      instance(200, { unicast_src_ip: ipA, unicast_peers: [ipB] }),
+      instance(100, { unicast_src_ip: ipB, unicast_peers: [ipA] }),
+    );
+    await a.waitRole("master", 5000);
+    await b.waitRole("backup", 5000);
+    await onlyHolder(lab, 0);
+    const lines = await wire.stop();
+    assert.ok(lines.some((l) => l.includes(`${ipA} > ${ipB}`)), lines.join("\n"));
+    assert.ok(!lines.some((l) => l.includes("224.0.0.18")), "multicast seen with unicast peers");
+    const killed = Date.now();
+    await a.kill("SIGKILL");
+    await b.waitRole("master", 5000, killed);
+    await holds(lab, 1);
+  } finally {
+    await lab.close();
+  }
+});
+
+Deno.test({
+  name: "step down hands over with priority 0 and rejoin takes the VIP back",
+  ignore: !ok,
+  sanitizeResources: false,
+  sanitizeOps: false,
+}, async () => {
+  const lab = await Lab.create(2);
+  try {
+    const [a, b] = await pair(lab, instance(200), instance(100));
+    await a.waitRole("master", 5000);
+    const t0 = Date.now();
+    await a.command("stepdown vi");
+    await b.waitRole("master", 3000, t0);
+    await onlyHolder(lab, 1);
+    await new Promise((r) => setTimeout(r, 5 * INTERVAL));
+    await onlyHolder(lab, 1, 100);
+    const t1 = Date.now();
+    await a.command("rejoin vi");
+    await a.waitRole("master", 3000, t1);
+    await onlyHolder(lab, 0);
+  } finally {
+    await lab.close();
+  }
+});
