@@ -37,6 +37,7 @@ export interface Conn<D extends ConnDest> {
   /** Client address, for per-source limits. */
   readonly source: string;
   readonly dest: D;
+  readonly timeouts: StateTimeouts;
   readonly created: number;
   state: ConnState;
   expires: number;
@@ -51,6 +52,8 @@ export interface ConnInit<D extends ConnDest> {
   readonly client: string;
   readonly source: string;
   readonly dest: D;
+  /** This connection's timeouts when they differ from the table's (per service). */
+  readonly timeouts?: StateTimeouts;
 }
 
 /** The table key of a connection. */
@@ -84,9 +87,10 @@ export class ConnTable<D extends ConnDest> {
       id: this.#nextId++,
       key,
       ...init,
+      timeouts: init.timeouts ?? this.timeouts,
       created: now,
       state,
-      expires: now + this.#timeout(state),
+      expires: now + timeoutOf(init.timeouts ?? this.timeouts, state),
       embryonic: true,
     };
     this.#conns.set(key, conn);
@@ -114,7 +118,7 @@ export class ConnTable<D extends ConnDest> {
       conn.dest.activeConns++;
     }
     conn.state = state;
-    conn.expires = now + this.#timeout(state);
+    conn.expires = now + timeoutOf(conn.timeouts, state);
   }
 
   /** Records traffic: the connection is no longer embryonic and its timer restarts. */
@@ -123,7 +127,7 @@ export class ConnTable<D extends ConnDest> {
       conn.embryonic = false;
       this.#embryonic.delete(conn);
     }
-    conn.expires = now + this.#timeout(conn.state);
+    conn.expires = now + timeoutOf(conn.timeouts, conn.state);
   }
 
   /** Removes a connection and its counts; false when it was not there. */
@@ -172,17 +176,17 @@ export class ConnTable<D extends ConnDest> {
     }
     return expired;
   }
+}
 
-  #timeout(state: ConnState): number {
-    switch (state) {
-      case "SYN_RECV":
-        return this.timeouts.syn;
-      case "ESTABLISHED":
-        return this.timeouts.established;
-      case "FIN_WAIT":
-        return this.timeouts.finWait;
-      case "UDP":
-        return this.timeouts.udp;
-    }
+function timeoutOf(timeouts: StateTimeouts, state: ConnState): number {
+  switch (state) {
+    case "SYN_RECV":
+      return timeouts.syn;
+    case "ESTABLISHED":
+      return timeouts.established;
+    case "FIN_WAIT":
+      return timeouts.finWait;
+    case "UDP":
+      return timeouts.udp;
   }
 }
