@@ -53,10 +53,10 @@ export class Lab {
   }
 
   /** Starts keepalived (VRRP only) on router `i` with the given config text. */
-  async keepalived(i: number, conf: string): Promise<Proc> {
+  async keepalived(i: number, conf: string): Promise<KeepalivedProc> {
     const base = `${this.dir}/keepalived-${i}-${Date.now()}`;
     await Deno.writeTextFile(`${base}.conf`, conf);
-    const proc = new Proc(this.routers[i].ns, [
+    const proc = new KeepalivedProc(base, this.routers[i].ns, [
       "keepalived",
       "-n",
       "-l",
@@ -94,7 +94,10 @@ export class Lab {
 
   /** Kills every process and removes the namespaces and files. */
   async close(): Promise<void> {
-    for (const p of this.#procs) await p.kill("SIGKILL");
+    for (const p of this.#procs) {
+      if (p instanceof KeepalivedProc) await p.hardKill();
+      else await p.kill("SIGKILL");
+    }
     for (const r of this.routers) await r.ns.delete();
     await this.hub.delete();
     await Deno.remove(this.dir, { recursive: true }).catch(() => {});
@@ -185,6 +188,40 @@ export class Proc {
     try {
       await this.child.stdin?.close();
     } catch { /* not piped or closed */ }
+  }
+}
+
+/** keepalived: a parent that respawns its VRRP child. */
+export class KeepalivedProc extends Proc {
+  readonly base: string;
+  constructor(base: string, ns: Netns, argv: string[]) {
+    super(ns, argv);
+    this.base = base;
+  }
+
+  /**
+   * kill -9 of the VRRP process for real: stop the parent (so it neither respawns the
+   * child nor lets it shut down gracefully), SIGKILL the child, then the parent.
+   */
+  async hardKill(): Promise<void> {
+    try {
+      this.child.kill("SIGSTOP");
+    } catch { /* gone */ }
+    const pid = Number((await Deno.readTextFile(`${this.base}.vrrp.pid`).catch(() => "")).trim());
+    if (pid > 0) {
+      try {
+        Deno.kill(pid, "SIGKILL");
+      } catch { /* gone */ }
+    }
+    await this.kill("SIGKILL");
+  }
+
+  /** Waits until the VRRP child has written its pid file. */
+  async started(timeoutMs = 10_000): Promise<void> {
+    await until(async () => {
+      const text = await Deno.readTextFile(`${this.base}.vrrp.pid`).catch(() => "");
+      return Number(text.trim()) > 0;
+    }, { timeoutMs, what: `keepalived to start; stderr:\n${this.stderr}` });
   }
 }
 
