@@ -30,6 +30,7 @@ command -v ipvsadm >/dev/null || need+=(ipvsadm)
 command -v modprobe >/dev/null || need+=(kmod)
 command -v cpio >/dev/null || need+=(cpio)
 command -v ip >/dev/null || need+=(iproute2)
+command -v curl >/dev/null || need+=(curl)
 ls /boot/vmlinuz-*-amd64 >/dev/null 2>&1 || need+=(linux-image-amd64)
 if [ ${#need[@]} -gt 0 ]; then
   echo "ipvs_vm.sh: installing ${need[*]}" >&2
