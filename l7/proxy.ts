@@ -434,7 +434,7 @@ export class ProxyListener {
       : tokens.includes("keep-alive");
     const fail = async (status: number, why: string, labels: string[] = []): Promise<boolean> => {
       this.#count(status, labels[0], labels[1], labels[2], (performance.now() - startedAt) / 1000);
-      const close = hasBody || !clientKeep || this.#draining;
+      const close = hasBody || !clientKeep || this.#draining || status === 400 || status === 501;
       await this.#answer(c, status, why, close);
       return !close;
     };

@@ -1,0 +1,251 @@
+/**
+ * Speed of the L7 switch against nginx `proxy_pass` and HAProxy, each in front of the
+ * same two nginx static backends on loopback, each proxy pinned to CPU 0, wrk -c50
+ * for 10 s on a 1 KiB and a 100 KiB body. Prints req/s, p99 and RSS with ratios.
+ *
+ * Run: `npx -y deno@2.9.6 run -A bench/l7_speed.ts [--duration 10] [--rounds 1]`.
+ * Needs nginx, haproxy, wrk and taskset. Everything runs in a temp dir on 127.0.0.1
+ * ports 18xxx and is killed at the end. Not part of the test suite.
+ * @module
+ */
+import { buildModel } from "../config/model.ts";
+import { configSchema } from "../config/schema.ts";
+import { ServerStates } from "../health/state.ts";
+import { createLogger } from "../log.ts";
+import { RoleBoard } from "../vrrp/role.ts";
+import { createL7 } from "../l7/mod.ts";
+
+const BACKENDS = [18101, 18102];
+/** V8 flags for the Fulcrum process (`--v8-flags=` value), from `--v8 FLAGS`. */
+const V8_FLAGS = Deno.args.includes("--v8") ? Deno.args[Deno.args.indexOf("--v8") + 1] : "";
+const PORTS = { nginx: 18081, haproxy: 18082, fulcrum: 18083 };
+
+/** Parsed wrk output. */
+interface WrkResult {
+  readonly rps: number;
+  readonly p99ms: number;
+  readonly errors: number;
+}
+
+async function serveMode(configPath: string): Promise<void> {
+  const raw = JSON.parse(await Deno.readTextFile(configPath));
+  const model = buildModel(configSchema.parse(raw), { path: configPath, hash: "bench" });
+  const l7 = createL7({
+    states: new ServerStates(),
+    roles: new RoleBoard(),
+    log: createLogger({ level: "warn" }),
+  });
+  await l7.start(model);
+  console.log("ready");
+  await new Promise<void>((resolve) => {
+    Deno.addSignalListener("SIGTERM", () => resolve());
+  });
+  await l7.stop();
+  Deno.exit(0);
+}
+
+function spawn(cmd: string[], options: { quiet?: boolean } = {}): Deno.ChildProcess {
+  return new Deno.Command(cmd[0], {
+    args: cmd.slice(1),
+    stdout: options.quiet === false ? "inherit" : "null",
+    stderr: "inherit",
+    stdin: "null",
+  }).spawn();
+}
+
+async function waitPort(port: number, ms = 10_000): Promise<void> {
+  const until = Date.now() + ms;
+  while (Date.now() < until) {
+    try {
+      const c = await Deno.connect({ hostname: "127.0.0.1", port });
+      c.close();
+      return;
+    } catch {
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+  throw new Error(`nothing listens on 127.0.0.1:${port} after ${ms} ms`);
+}
+
+function rssOf(pid: number): number {
+  try {
+    const status = Deno.readTextFileSync(`/proc/${pid}/status`);
+    const m = /VmRSS:\s+(\d+) kB/.exec(status);
+    return m ? Number(m[1]) / 1024 : NaN;
+  } catch {
+    return NaN;
+  }
+}
+
+/** All PIDs of a process tree (nginx master + worker). */
+function treePids(pid: number): number[] {
+  const out = [pid];
+  for (const entry of Deno.readDirSync("/proc")) {
+    if (!/^\d+$/.test(entry.name)) continue;
+    try {
+      const stat = Deno.readTextFileSync(`/proc/${entry.name}/stat`);
+      const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
+      if (ppid === pid) out.push(Number(entry.name));
+    } catch { /* gone */ }
+  }
+  return out;
+}
+
+async function wrk(port: number, path: string, seconds: number): Promise<WrkResult> {
+  const out = await new Deno.Command("taskset", {
+    args: [
+      "-c",
+      "1",
+      "wrk",
+      "-t2",
+      "-c50",
+      `-d${seconds}s`,
+      "--latency",
+      `http://127.0.0.1:${port}${path}`,
+    ],
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const text = new TextDecoder().decode(out.stdout);
+  const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(text)?.[1] ?? NaN);
+  const p99 = /99%\s+([\d.]+)(us|ms|s)/.exec(text);
+  const p99ms = p99 ? Number(p99[1]) * (p99[2] === "us" ? 0.001 : p99[2] === "s" ? 1000 : 1) : NaN;
+  const err = /Non-2xx or 3xx responses: (\d+)/.exec(text);
+  const sock = /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(text);
+  const errors = Number(err?.[1] ?? 0) +
+    (sock ? Number(sock[1]) + Number(sock[2]) + Number(sock[3]) + Number(sock[4]) : 0);
+  return { rps, p99ms, errors };
+}
+
+async function main(): Promise<void> {
+  const args = Deno.args;
+  const serveAt = args.indexOf("--serve");
+  if (serveAt >= 0) return await serveMode(args[serveAt + 1]);
+  const seconds = Number(args[args.indexOf("--duration") + 1] || 10) || 10;
+  const dir = await Deno.makeTempDir({ prefix: "fulcrum-l7-bench-" });
+  const procs: Deno.ChildProcess[] = [];
+  try {
+    await Deno.chmod(dir, 0o755); // nginx workers run unprivileged
+    await Deno.mkdir(`${dir}/www`, { mode: 0o755 });
+    await Deno.writeFile(`${dir}/www/1k`, new Uint8Array(1024).fill(97));
+    await Deno.writeFile(`${dir}/www/100k`, new Uint8Array(100 * 1024).fill(98));
+    const common = `pid ${dir}/PID; error_log ${dir}/error.log warn; daemon off;`;
+    await Deno.writeTextFile(
+      `${dir}/backends.conf`,
+      `${common.replace("PID", "backends.pid")} worker_processes 1;
+events { worker_connections 4096; }
+http { access_log off; sendfile on; tcp_nopush on; keepalive_requests 100000;
+  ${BACKENDS.map((p) => `server { listen 127.0.0.1:${p}; root ${dir}/www; }`).join("\n  ")}
+}`,
+    );
+    await Deno.writeTextFile(
+      `${dir}/proxy.conf`,
+      `${common.replace("PID", "proxy.pid")} worker_processes 1;
+events { worker_connections 4096; }
+http { access_log off; keepalive_requests 100000;
+  upstream be { ${BACKENDS.map((p) => `server 127.0.0.1:${p};`).join(" ")} keepalive 64; }
+  server { listen 127.0.0.1:${PORTS.nginx};
+    location / { proxy_pass http://be; proxy_http_version 1.1; proxy_set_header Connection "";
+      proxy_buffer_size 16k; proxy_buffers 8 16k; } }
+}`,
+    );
+    await Deno.writeTextFile(
+      `${dir}/haproxy.cfg`,
+      `global
+  nbthread 1
+  maxconn 4096
+defaults
+  mode http
+  timeout connect 3s
+  timeout client 30s
+  timeout server 30s
+  option http-keep-alive
+frontend fe
+  bind 127.0.0.1:${PORTS.haproxy}
+  default_backend be
+backend be
+  balance uri
+  hash-type consistent
+  hash-balance-factor 125
+  http-reuse always
+  ${BACKENDS.map((p, i) => `server s${i} 127.0.0.1:${p}`).join("\n  ")}
+`,
+    );
+    await Deno.writeTextFile(
+      `${dir}/fulcrum.json`,
+      JSON.stringify({
+        pools: { html: { servers: BACKENDS.map((p) => ({ address: `127.0.0.1:${p}` })) } },
+        l7: {
+          listeners: [{
+            name: "web",
+            listen: `127.0.0.1:${PORTS.fulcrum}`,
+            rules: [
+              { match: { path_suffix: [".jpg", ".png", ".gif"] }, pool: "html" },
+              { match: { path_prefix: "/cgi-bin/" }, pool: "html" },
+              { pool: "html" },
+            ],
+            balance: { hash: "uri", load_bound: 1.25 },
+          }],
+        },
+      }),
+    );
+    procs.push(spawn(["taskset", "-c", "1", "nginx", "-c", `${dir}/backends.conf`, "-p", dir]));
+    for (const p of BACKENDS) await waitPort(p);
+    const nginx = spawn(["taskset", "-c", "0", "nginx", "-c", `${dir}/proxy.conf`, "-p", dir]);
+    const haproxy = spawn(["taskset", "-c", "0", "haproxy", "-f", `${dir}/haproxy.cfg`]);
+    const fulcrum = spawn([
+      "taskset",
+      "-c",
+      "0",
+      Deno.execPath(),
+      "run",
+      "-A",
+      ...(V8_FLAGS ? [`--v8-flags=${V8_FLAGS}`] : []),
+      new URL(import.meta.url).pathname,
+      "--serve",
+      `${dir}/fulcrum.json`,
+    ]);
+    procs.push(nginx, haproxy, fulcrum);
+    await waitPort(PORTS.nginx);
+    await waitPort(PORTS.haproxy);
+    await waitPort(PORTS.fulcrum, 30_000);
+    const proxies = [
+      ["nginx", PORTS.nginx, nginx.pid],
+      ["haproxy", PORTS.haproxy, haproxy.pid],
+      ["fulcrum", PORTS.fulcrum, fulcrum.pid],
+    ] as const;
+    console.log(`wrk -c50 -d${seconds}s, proxies pinned to CPU 0, wrk and backends on CPU 1`);
+    for (const path of ["/1k", "/100k"]) {
+      const results = new Map<string, WrkResult & { rss: number }>();
+      for (const [, port] of proxies) await wrk(port, path, 1); // warm up
+      for (const [name, port, pid] of proxies) {
+        const r = await wrk(port, path, seconds);
+        const rss = treePids(pid).map(rssOf).filter((x) => !isNaN(x)).reduce((a, b) => a + b, 0);
+        results.set(name, { ...r, rss });
+      }
+      const base = results.get("nginx")!;
+      const hap = results.get("haproxy")!;
+      console.log(`\nbody ${path.slice(1)}:`);
+      console.log("proxy     req/s      p99 ms   RSS MB  errors  vs nginx  vs haproxy");
+      for (const [name, r] of results) {
+        console.log(
+          `${name.padEnd(9)} ${r.rps.toFixed(0).padStart(8)} ${r.p99ms.toFixed(2).padStart(9)} ` +
+            `${r.rss.toFixed(1).padStart(8)} ${String(r.errors).padStart(7)} ` +
+            `${(r.rps / base.rps).toFixed(2).padStart(9)} ${
+              (r.rps / hap.rps).toFixed(2).padStart(11)
+            }`,
+        );
+      }
+    }
+  } finally {
+    for (const p of procs) {
+      try {
+        p.kill("SIGTERM");
+      } catch { /* gone */ }
+    }
+    for (const p of procs) await p.status;
+    await Deno.remove(dir, { recursive: true }).catch(() => {});
+  }
+}
+
+if (import.meta.main) await main();
