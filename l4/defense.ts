@@ -92,3 +92,11 @@ export function embryonicToShed<D extends ConnDest>(
   }
   return out;
 }
+
+/** Drops per service and reason, and per service, server and reason. */
+export interface DropCounts {
+  readonly services: Readonly<Record<string, Readonly<Record<string, number>>>>;
+  readonly servers?: Readonly<
+    Record<string, Readonly<Record<string, Readonly<Record<string, number>>>>>
+  >;
+}

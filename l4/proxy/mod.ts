@@ -12,7 +12,12 @@ import type { ServerStates } from "../../health/state.ts";
 import type { Logger } from "../../log.ts";
 import type { Dataplane, ServiceView } from "../dataplane.ts";
 import { type Conn, ConnTable } from "../conn_table.ts";
-import { type DefenseSettings, type DropReason, embryonicToShed } from "../defense.ts";
+import {
+  type DefenseSettings,
+  type DropCounts,
+  type DropReason,
+  embryonicToShed,
+} from "../defense.ts";
 import { type RealServer, ServiceRuntime } from "../service.ts";
 import { ESTIMATOR_INTERVAL } from "../stats.ts";
 import { CHECK_EXPIRE_INTERVAL } from "../sched/locality.ts";
@@ -40,8 +45,8 @@ export interface UserspacePlane extends Dataplane {
   readonly runtimes: ReadonlyMap<string, ServiceRuntime>;
   /** Services with per-destination stats and rates (synchronous here). */
   services(): ServiceView[];
-  /** Drops not tied to a service (none today), plus per-service drops in the views. */
-  drops(): Record<string, Record<string, number>>;
+  /** Drops by reason per service, and per service and real server. */
+  drops(): DropCounts;
 }
 
 function defenseOf(model: Model): DefenseSettings {
@@ -246,9 +251,18 @@ export function createUserspacePlane(
       return [...runtimes.values()].map((s) => s.view());
     },
     drops() {
-      const out: Record<string, Record<string, number>> = {};
-      for (const svc of runtimes.values()) out[svc.name] = Object.fromEntries(svc.drops);
-      return out;
+      const services: Record<string, Record<string, number>> = {};
+      const servers: Record<string, Record<string, Record<string, number>>> = {};
+      for (const svc of runtimes.values()) {
+        services[svc.name] = Object.fromEntries(svc.drops);
+        servers[svc.name] = {};
+        for (const server of svc.servers.values()) {
+          if (server.drops.size) {
+            servers[svc.name][server.address] = Object.fromEntries(server.drops);
+          }
+        }
+      }
+      return { services, servers };
     },
     status() {
       return {

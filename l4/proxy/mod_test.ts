@@ -173,7 +173,7 @@ Deno.test("a refused connection to the server resets the client and counts the d
     const reply = await request(port, "x");
     assert.equal(reply.text, "");
     await waitFor("table empty", () => plane.table.size === 0);
-    assert.equal(plane.drops().svc.connect_error, 1);
+    assert.equal(plane.drops().services.svc.connect_error, 1);
   });
 });
 
@@ -183,7 +183,7 @@ Deno.test("no usable server: the client is refused and the drop counted", async 
     await withPlane([{ address: a.address, weight: 0 }], {}, async (plane, port) => {
       const reply = await request(port, "x");
       assert.equal(reply.text, "");
-      assert.equal(plane.drops().svc.no_dest, 1);
+      assert.equal(plane.drops().services.svc.no_dest, 1);
       assert.equal(a.received.length, 0);
     });
   } finally {
@@ -203,7 +203,7 @@ Deno.test("per-source limit refuses the connection over the limit", async () => 
       await waitFor("two held", () => plane.table.size === 2);
       const third = await request(port, "x");
       assert.equal(third.text, "");
-      assert.equal(plane.drops().svc.per_source, 1);
+      assert.equal(plane.drops().services.svc.per_source, 1);
       for (const h of held) h.destroy();
       await waitFor("table empty", () => plane.table.size === 0);
     }, { defense: { per_source: 2 } });
@@ -239,7 +239,7 @@ Deno.test("clients that send nothing are shed under pressure after the embryonic
       idle.on("error", () => {});
       idle.on("close", () => closed = true);
       await waitFor("shed", () => closed, 4000);
-      assert.equal(plane.drops().svc.shed_embryonic, 1);
+      assert.equal(plane.drops().services.svc.shed_embryonic, 1);
       assert.equal(plane.table.size, 0);
     }, { defense: { drop_entry: 3, embryonic_timeout: "200ms" } });
   } finally {
@@ -277,7 +277,7 @@ Deno.test("a disabled server's connections are reset; a draining server's finish
       states.set({ ...base, admin: "disabled", effectiveWeight: 0 });
       plane.serverChanged("web", a.address);
       await waitFor("reset", () => first.state.closed);
-      assert.equal(plane.drops().svc.dest_removed, 1);
+      assert.equal(plane.drops().services.svc.dest_removed, 1);
     });
   } finally {
     await a.close();
