@@ -11,6 +11,8 @@ import { formatError, loadConfigFile } from "./config/load.ts";
 import type { Model } from "./config/model.ts";
 import { jsonSchema } from "./config/schema.ts";
 import { startDemoBackends } from "./demo/backends.ts";
+import { statusCommand as l4StatusCommand } from "./l4/cli.ts";
+import { ipvsCommand } from "./l4/ipvs/cli.ts";
 import type { LogLevel } from "./log.ts";
 import { createSubsystems } from "./subsystems.ts";
 import { VERSION } from "./version.ts";
@@ -56,10 +58,12 @@ x-cache: HIT|MISS. Unprivileged; Ctrl-C stops it.`,
 
 Prints the JSON Schema of appliance.yaml (generated from the same schema the loader
 uses), for editors: # yaml-language-server: $schema=./appliance.schema.json`,
-  status: `Usage: fulcrum status l4 [--admin http://127.0.0.1:9090]
+  status:
+    `Usage: fulcrum status l4 [-c FILE] [--admin http://127.0.0.1:9090] [--stats | --rate | --json]
 
-Prints the L4 services of a running appliance as an ipvsadm -Ln style table.`,
-  ipvs: `Usage: fulcrum ipvs list | save
+Prints the L4 services of a running appliance as an ipvsadm -Ln style table, asking
+its admin API (at FILE's admin.listen unless --admin says otherwise).`,
+  ipvs: `Usage: fulcrum ipvs list [--stats | --rate] | fulcrum ipvs save
 
 Reads the kernel's IPVS table over generic netlink: list prints it like ipvsadm -Ln,
 save like ipvsadm-save -n. Needs root and the ip_vs module.`,
@@ -129,7 +133,7 @@ export async function main(args: string[], io: CliIo = STD_IO): Promise<number> 
       case "status":
         return await statusCommand(rest, io);
       case "ipvs":
-        return await ipvsCommand(rest, io);
+        return await ipvsMain(rest, io);
       default:
         throw new UsageError(`unknown command "${command}"; run "fulcrum --help" for the list`);
     }
@@ -336,20 +340,39 @@ function demoBanner(appliance: Appliance, backends: number): string {
 }
 
 async function statusCommand(args: string[], io: CliIo): Promise<number> {
-  const { values, positionals } = parse(args, { admin: { type: "string" } });
-  if (values.help || positionals[0] !== "l4") {
+  const { values, positionals } = parse(args, {
+    admin: { type: "string" },
+    config: { type: "string", short: "c" },
+    stats: { type: "boolean" },
+    rate: { type: "boolean" },
+    json: { type: "boolean" },
+  });
+  if (values.help || positionals[0] !== "l4" || positionals.length > 1) {
     io.out(USAGE.status);
     return values.help ? 0 : 2;
   }
-  throw new Error("fulcrum status l4 is not available in this build");
+  let adminUrl = values.admin as string | undefined;
+  let token: string | undefined;
+  const path = (values.config as string | undefined) ?? DEFAULT_CONFIG;
+  const loaded = await loadConfigFile(path);
+  if (loaded.ok) {
+    adminUrl ??= `http://${loaded.model.admin.listen.text}`;
+    if (loaded.model.admin.token_file) {
+      const { dirname, resolve } = await import("node:path");
+      token = (await Deno.readTextFile(resolve(dirname(path), loaded.model.admin.token_file)))
+        .trim();
+    }
+  }
+  const flags = ["stats", "rate", "json"].filter((f) => values[f]).map((f) => `--${f}`);
+  return await l4StatusCommand(flags, { adminUrl: adminUrl ?? "http://127.0.0.1:9090", token });
 }
 
-async function ipvsCommand(args: string[], io: CliIo): Promise<number> {
+function ipvsMain(args: string[], io: CliIo): Promise<number> {
   if (args.includes("--help") || args.includes("-h") || !args.length) {
     io.out(USAGE.ipvs);
-    return args.length ? 0 : 2;
+    return Promise.resolve(args.length ? 0 : 2);
   }
-  throw new Error("fulcrum ipvs is not available in this build");
+  return ipvsCommand(args);
 }
 
 if (import.meta.main) {
