@@ -11,6 +11,8 @@ import type { RealServer } from "../service.ts";
 export interface Closer {
   /** Resets (RST) or closes both sides and removes the connection from the table. */
   close(reset: boolean): void;
+  /** Moves traffic counted since the last call into the stats and the table's timers. */
+  flush?(): void;
 }
 
 /** The plane as a handler sees it. */

@@ -160,6 +160,7 @@ export function createUserspacePlane(
   }
 
   function sweep(): void {
+    for (const closer of closers.values()) closer.flush?.();
     const t = now();
     for (const conn of table.gc(t, GC_BUDGET)) {
       runtimes.get(conn.service)?.drop("idle_timeout", conn.dest);
@@ -196,6 +197,7 @@ export function createUserspacePlane(
       }
       timers.push(setInterval(sweep, SWEEP_INTERVAL));
       timers.push(setInterval(() => {
+        for (const closer of closers.values()) closer.flush?.();
         for (const svc of runtimes.values()) svc.tick();
       }, ESTIMATOR_INTERVAL));
     },

@@ -79,9 +79,27 @@ export function handleTcpClient(svc: ServiceRuntime, client: net.Socket, ctx: Pl
   server.on("error", () => {});
   let connected = false;
   let done = false;
+  let inBytes = 0;
+  let outBytes = 0;
+  let inPkts = 0;
+  let outPkts = 0;
+  const flush = () => {
+    if (inPkts === 0 && outPkts === 0) return;
+    svc.stats.add("in", inBytes, inPkts);
+    dest.stats.add("in", inBytes, inPkts);
+    svc.stats.add("out", outBytes, outPkts);
+    dest.stats.add("out", outBytes, outPkts);
+    inBytes =
+      outBytes =
+      inPkts =
+      outPkts =
+        0;
+    if (!done) ctx.table.touch(conn, ctx.now());
+  };
   let closedSides = 0;
   const finish = () => {
     if (done) return;
+    flush();
     done = true;
     clearTimeout(timer);
     ctx.table.remove(conn);
@@ -89,6 +107,7 @@ export function handleTcpClient(svc: ServiceRuntime, client: net.Socket, ctx: Pl
     ctx.untrack(conn);
   };
   const closer: Closer = {
+    flush,
     close(hard) {
       if (hard) {
         reset(client);
@@ -125,15 +144,17 @@ export function handleTcpClient(svc: ServiceRuntime, client: net.Socket, ctx: Pl
       };
       server.write(mode === "v1" ? proxyV1(addresses) : proxyV2(addresses));
     }
+    // Counted in closure variables on the hot path, folded into the stats and the
+    // table's timers once per sweep (flush) and at the end.
     client.on("data", (chunk: Uint8Array) => {
-      svc.stats.add("in", chunk.length);
-      dest.stats.add("in", chunk.length);
-      ctx.table.touch(conn, ctx.now());
+      inBytes += chunk.length;
+      inPkts++;
+      if (conn.embryonic) ctx.table.touch(conn, ctx.now());
     });
     server.on("data", (chunk: Uint8Array) => {
-      svc.stats.add("out", chunk.length);
-      dest.stats.add("out", chunk.length);
-      ctx.table.touch(conn, ctx.now());
+      outBytes += chunk.length;
+      outPkts++;
+      if (conn.embryonic) ctx.table.touch(conn, ctx.now());
     });
     client.pipe(server);
     server.pipe(client);

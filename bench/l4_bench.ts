@@ -1,0 +1,246 @@
+/**
+ * The userspace L4 plane against HAProxy `mode tcp` (nbthread 1), each pinned to CPU 1,
+ * in front of the same two nginx static backends on loopback: wrk -c50 requests/s on a
+ * 1 KiB body and bulk MB/s of a 1 GiB body fetched with curl, interleaved rounds,
+ * ratios printed. Then the scheduler cost: ns per pick of each of the 14 schedulers
+ * at 10 and 1,000 servers.
+ *
+ * Run: `npx -y deno@2.9.6 run -A bench/l4_bench.ts [--duration 5] [--rounds 2]`.
+ * Needs nginx, haproxy, wrk, curl and taskset. Everything runs in a temp dir on
+ * 127.0.0.1 ports 19xxx and is killed at the end. Not part of the test suite.
+ * @module
+ */
+import { buildModel } from "../config/model.ts";
+import { configSchema, SCHEDULERS } from "../config/schema.ts";
+import { ServerStates } from "../health/state.ts";
+import { createLogger } from "../log.ts";
+import { createUserspacePlane } from "../l4/proxy/mod.ts";
+import { createScheduler, Dest } from "../l4/sched/mod.ts";
+
+const BACKENDS = [19101, 19102];
+const PORTS = { haproxy: 19082, fulcrum: 19083 };
+const arg = (name: string, fallback: number) =>
+  Deno.args.includes(name) ? Number(Deno.args[Deno.args.indexOf(name) + 1]) : fallback;
+
+async function serveMode(configPath: string): Promise<void> {
+  const raw = JSON.parse(await Deno.readTextFile(configPath));
+  const model = buildModel(configSchema.parse(raw), { path: configPath, hash: "bench" });
+  const plane = createUserspacePlane({
+    states: new ServerStates(),
+    log: createLogger({ level: "warn" }),
+  });
+  await plane.start(model);
+  console.log("ready");
+  await new Promise<void>((resolve) => Deno.addSignalListener("SIGTERM", () => resolve()));
+  await plane.stop();
+  Deno.exit(0);
+}
+
+function spawn(cmd: string[]): Deno.ChildProcess {
+  return new Deno.Command(cmd[0], {
+    args: cmd.slice(1),
+    stdout: "null",
+    stderr: "inherit",
+    stdin: "null",
+  }).spawn();
+}
+
+async function waitPort(port: number, ms = 10_000): Promise<void> {
+  const until = Date.now() + ms;
+  while (Date.now() < until) {
+    try {
+      const c = await Deno.connect({ hostname: "127.0.0.1", port });
+      c.close();
+      return;
+    } catch {
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+  throw new Error(`nothing listens on 127.0.0.1:${port} after ${ms} ms`);
+}
+
+async function output(cmd: string[], timeoutMs: number): Promise<string> {
+  const child = new Deno.Command(cmd[0], { args: cmd.slice(1), stdout: "piped", stderr: "piped" })
+    .spawn();
+  const timer = setTimeout(() => child.kill("SIGKILL"), timeoutMs);
+  const out = await child.output();
+  clearTimeout(timer);
+  return new TextDecoder().decode(out.stdout) + new TextDecoder().decode(out.stderr);
+}
+
+async function wrk(port: number, seconds: number): Promise<number> {
+  const text = await output(
+    ["taskset", "-c", "0", "wrk", "-t1", "-c50", `-d${seconds}s`, `http://127.0.0.1:${port}/1k`],
+    (seconds + 10) * 1000,
+  );
+  const m = /Requests\/sec:\s+([\d.]+)/.exec(text);
+  if (!m) throw new Error(`wrk gave no result: ${text}`);
+  return Number(m[1]);
+}
+
+async function bulk(port: number): Promise<number> {
+  const text = await output([
+    "taskset",
+    "-c",
+    "0",
+    "curl",
+    "-s",
+    "-o",
+    "/dev/null",
+    "-w",
+    "%{size_download} %{time_total}",
+    `http://127.0.0.1:${port}/1g`,
+  ], 60_000);
+  const [size, time] = text.trim().split(" ").map(Number);
+  if (size !== 1 << 30) throw new Error(`bulk transfer got ${size} bytes, not 1 GiB`);
+  return size / 1e6 / time;
+}
+
+function fmt(n: number, digits = 0): string {
+  return n.toLocaleString("en-US", {
+    maximumFractionDigits: digits,
+    minimumFractionDigits: digits,
+  });
+}
+
+async function proxies(): Promise<void> {
+  const seconds = arg("--duration", 5);
+  const rounds = arg("--rounds", 2);
+  const dir = await Deno.makeTempDir({ prefix: "fulcrum-l4-bench-" });
+  const children: Deno.ChildProcess[] = [];
+  try {
+    await Deno.writeFile(`${dir}/1k`, new Uint8Array(1024).fill(120));
+    const big = await Deno.open(`${dir}/1g`, { write: true, create: true });
+    await big.truncate(1 << 30);
+    big.close();
+    await Deno.writeTextFile(
+      `${dir}/nginx.conf`,
+      `worker_processes 1; daemon off; pid ${dir}/nginx.pid; error_log ${dir}/nginx.err;
+events { worker_connections 4096; }
+http { access_log off; sendfile on; keepalive_requests 100000;
+  client_body_temp_path ${dir}; proxy_temp_path ${dir}; fastcgi_temp_path ${dir};
+  uwsgi_temp_path ${dir}; scgi_temp_path ${dir};
+  server { ${BACKENDS.map((p) => `listen 127.0.0.1:${p};`).join(" ")} root ${dir}; } }\n`,
+    );
+    await Deno.writeTextFile(
+      `${dir}/haproxy.cfg`,
+      `global
+  nbthread 1
+  maxconn 4000
+defaults
+  mode tcp
+  timeout connect 3s
+  timeout client 60s
+  timeout server 60s
+frontend f
+  bind 127.0.0.1:${PORTS.haproxy}
+  default_backend b
+backend b
+  balance leastconn
+${BACKENDS.map((p, i) => `  server s${i} 127.0.0.1:${p}`).join("\n")}\n`,
+    );
+    await Deno.writeTextFile(
+      `${dir}/fulcrum.json`,
+      JSON.stringify({
+        pools: { web: { servers: BACKENDS.map((p) => ({ address: `127.0.0.1:${p}` })) } },
+        l4: {
+          dataplane: "userspace",
+          services: [{
+            name: "web",
+            vip: `127.0.0.1:${PORTS.fulcrum}`,
+            pool: "web",
+            scheduler: "wlc",
+          }],
+        },
+      }),
+    );
+    children.push(spawn(["nginx", "-c", `${dir}/nginx.conf`]));
+    children.push(spawn(["taskset", "-c", "1", "haproxy", "-f", `${dir}/haproxy.cfg`]));
+    children.push(spawn([
+      "taskset",
+      "-c",
+      "1",
+      Deno.execPath(),
+      "run",
+      "-A",
+      new URL(import.meta.url).pathname,
+      "--serve",
+      `${dir}/fulcrum.json`,
+    ]));
+    for (const p of [...BACKENDS, PORTS.haproxy, PORTS.fulcrum]) await waitPort(p);
+    const rps = { haproxy: [] as number[], fulcrum: [] as number[] };
+    const mbs = { haproxy: [] as number[], fulcrum: [] as number[] };
+    for (let r = 0; r < rounds; r++) {
+      for (const who of r % 2 ? ["haproxy", "fulcrum"] as const : ["fulcrum", "haproxy"] as const) {
+        rps[who].push(await wrk(PORTS[who], seconds));
+        mbs[who].push(await bulk(PORTS[who]));
+      }
+    }
+    const best = (xs: number[]) => Math.max(...xs);
+    console.log(`# userspace L4 vs HAProxy mode tcp (nbthread 1), both on CPU 1, clients on CPU 0`);
+    console.log(
+      `# ${rounds} interleaved rounds, best of each; wrk -t1 -c50 -d${seconds}s, 1 KiB body`,
+    );
+    console.log(`proxy      req/s      1GiB MB/s`);
+    for (const who of ["haproxy", "fulcrum"] as const) {
+      console.log(
+        `${who.padEnd(10)} ${fmt(best(rps[who])).padStart(9)}  ${fmt(best(mbs[who])).padStart(9)}`,
+      );
+    }
+    console.log(
+      `ratio fulcrum/haproxy: req/s ${fmt(best(rps.fulcrum) / best(rps.haproxy), 2)}×, ` +
+        `bulk ${fmt(best(mbs.fulcrum) / best(mbs.haproxy), 2)}× (goal ≥ 0.90×)`,
+    );
+  } finally {
+    for (const c of children) {
+      try {
+        c.kill("SIGTERM");
+      } catch { /* gone */ }
+    }
+    await Promise.allSettled(children.map((c) => c.status));
+    await Deno.remove(dir, { recursive: true }).catch(() => {});
+  }
+}
+
+function schedulerCost(): void {
+  console.log(`\n# scheduler cost: ns per pick (each pick opens a connection on its server)`);
+  console.log(`scheduler  10 servers  1000 servers`);
+  for (const name of SCHEDULERS) {
+    const cells: string[] = [];
+    for (const n of [10, 1000]) {
+      const dests = Array.from({ length: n }, (_, i) => {
+        const d = new Dest(`10.${(i >> 8) & 255}.${i & 255}.1`, 80, 1 + (i % 5));
+        d.activeConns = i % 7;
+        return d;
+      });
+      const sched = createScheduler(name, { flags: ["sh-fallback", "mh-fallback"] });
+      sched.update(dests);
+      const contexts = Array.from({ length: 1024 }, (_, i) => ({
+        client: { address: `192.168.${i >> 8}.${i & 255}`, port: 1024 + i },
+        destination: { address: `172.16.${i >> 8}.${i & 255}` },
+        now: 0,
+      }));
+      let picks = 0;
+      const started = performance.now();
+      while (performance.now() - started < 150) {
+        for (let k = 0; k < 256; k++) {
+          const d = sched.pick(contexts[picks & 1023]) as Dest | undefined;
+          if (d) {
+            d.activeConns++;
+            if (d.activeConns > 50) d.activeConns = 0;
+          }
+          picks++;
+        }
+      }
+      cells.push(fmt(((performance.now() - started) * 1e6) / picks).padStart(10));
+    }
+    console.log(`${name.padEnd(9)} ${cells[0]}  ${cells[1]}`);
+  }
+}
+
+if (Deno.args[0] === "--serve") {
+  await serveMode(Deno.args[1]);
+} else {
+  if (!Deno.args.includes("--sched-only")) await proxies();
+  schedulerCost();
+}
