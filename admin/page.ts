@@ -51,8 +51,9 @@ async function refresh() {
   if (pools) {
     const rows = (pools.pools ?? pools).flatMap((p) => (p.servers ?? []).map((s) => ({ pool: p.name, ...s })));
     document.getElementById("pools").innerHTML = table(rows, [["pool", (r) => r.pool], ["server", (r) => r.address],
-      ["health", (r) => r.health], ["admin", (r) => r.admin], ["weight", (r) => r.effectiveWeight ?? r.weight],
-      ["last check", (r) => r.lastCheck?.result ?? r.reason ?? ""]]);
+      ["health", (r) => r.health], ["admin", (r) => r.admin],
+      ["weight", (r) => r.weight?.effective + " / " + r.weight?.configured],
+      ["last check", (r) => r.last_check?.reason ?? ""], ["since", (r) => r.last_change?.reason ?? ""]]);
   }
   const services = await get("/api/v1/services");
   if (services) {
@@ -66,7 +67,9 @@ async function refresh() {
   if (vrrp) {
     const rows = vrrp.instances ?? vrrp;
     document.getElementById("vrrp").innerHTML = table(Array.isArray(rows) ? rows : [], [["instance", (r) => r.name],
-      ["state", (r) => r.state], ["priority", (r) => r.priority], ["master", (r) => r.master ?? ""]]);
+      ["state", (r) => r.state], ["priority", (r) => r.priority + " / " + r.configuredPriority],
+      ["master", (r) => r.master ?? ""], ["vips", (r) => (r.vips ?? []).join(" ")],
+      ["last transition", (r) => r.lastTransition?.reason ?? ""]]);
   }
 }
 refresh(); setInterval(refresh, 2000);
