@@ -10,6 +10,19 @@ import { createScheduler, Dest, kernelOrder, type Scheduler } from "../l4/sched/
 import { hash32 } from "./hash.ts";
 import { buildRing, pickBounded, type Ring } from "./ring.ts";
 
+/**
+ * Picks per usable server after which every server's recent count is halved: the
+ * window of the rate the load bound balances (256 × 4 servers = the last ~1,000
+ * requests carry half the weight).
+ */
+export const RECENT_HALVING = 256;
+
+/**
+ * The in-flight bound is this many times the load bound: a safety net for a slow
+ * server, loose enough not to fire on the noise of small in-flight counts.
+ */
+export const INFLIGHT_FACTOR = 2;
+
 /** One server of a pool at run time. */
 export interface ServerRuntime {
   /** Endpoint text as in the Model (`127.0.0.1:8101`). */
@@ -21,6 +34,8 @@ export interface ServerRuntime {
   weight: number;
   /** Requests sent to it and not yet finished. */
   inflight: number;
+  /** Requests sent to it recently (a count halved every {@link RECENT_HALVING} × servers). */
+  recent: number;
   /** The scheduler's view of it (activeConns mirrors inflight). */
   readonly dest: Dest;
 }
@@ -60,6 +75,7 @@ export class PoolRuntime {
   #ringServers: ServerRuntime[] = [];
   #schedulers = new Map<string, Scheduler>();
   #total = 0;
+  #recentTotal = 0;
 
   /** A pool from its Model; `weightOf` gives the current effective weight per address. */
   constructor(pool: PoolModel, weightOf: (address: string) => number | undefined) {
@@ -71,6 +87,7 @@ export class PoolRuntime {
       backup: s.backup,
       weight: weightOf(s.address.text) ?? s.weight,
       inflight: 0,
+      recent: 0,
       dest: new Dest(s.address.host, s.address.port, 0),
     }));
     this.refresh();
@@ -115,6 +132,11 @@ export class PoolRuntime {
 
   /** Counts a request as started on `server`. */
   acquire(server: ServerRuntime): void {
+    server.recent++;
+    if (++this.#recentTotal >= RECENT_HALVING * Math.max(1, this.#ringServers.length)) {
+      for (const s of this.servers) s.recent /= 2;
+      this.#recentTotal /= 2;
+    }
     server.inflight++;
     server.dest.activeConns = server.inflight;
     this.#total++;
@@ -133,20 +155,37 @@ export class PoolRuntime {
     if (options.key !== undefined || !options.scheduler) {
       const hash = hash32(options.key ?? "");
       const servers = this.#ringServers;
-      const pick = pickBounded(this.#ring, hash, {
-        load: (i) => (exclude?.has(servers[i]) ? Infinity : servers[i].inflight),
-        totalLoad: this.#total,
-        bound: options.loadBound ?? 1.25,
+      const bound = options.loadBound ?? 1.25;
+      // Balance: bounded by the recent request rate, so noise in small in-flight
+      // counts does not scatter keys (bench/l7_cache.ts measures the difference).
+      let pick = pickBounded(this.#ring, hash, {
+        load: (i) => (exclude?.has(servers[i]) ? Infinity : servers[i].recent),
+        totalLoad: this.#recentTotal,
+        bound,
       });
       if (!pick) return undefined;
+      const home = pick.home;
+      // Safety: a server with too many requests in flight (slow or stuck) is passed.
+      const chosen = servers[pick.member];
+      const ring = this.#ring;
+      const cap = Math.ceil(
+        (INFLIGHT_FACTOR * bound * (this.#total + 1) * chosen.weight) / ring.totalWeight,
+      );
+      if (chosen.inflight + 1 > cap) {
+        pick = pickBounded(ring, hash, {
+          load: (i) => (exclude?.has(servers[i]) ? Infinity : servers[i].inflight),
+          totalLoad: this.#total,
+          bound: INFLIGHT_FACTOR * bound,
+        }) ?? pick;
+      }
       const server = servers[pick.member];
       if (exclude?.has(server)) return undefined;
       return {
         server,
         hash,
         position: pick.position,
-        home: servers[pick.home],
-        diverted: pick.diverted,
+        home: servers[home],
+        diverted: pick.member !== home,
       };
     }
     const sched = this.#scheduler(options.scheduler);

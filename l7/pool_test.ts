@@ -87,3 +87,30 @@ Deno.test("scheduler balancing uses the l4 scheduler: rr cycles, wlc follows in-
   pool.acquire(pool.servers[1]);
   assert.equal(pool.pick({ scheduler: "wlc" })!.server.address, "127.0.0.1:3");
 });
+
+Deno.test("a server with too many requests in flight is passed even when its rate is even", () => {
+  const pool = new PoolRuntime(three, () => undefined);
+  for (const s of pool.servers) {
+    for (let i = 0; i < 100; i++) pool.acquire(s);
+    for (let i = 0; i < 100; i++) pool.release(s);
+  }
+  const home = pool.pick({ key: "/slow" })!.server;
+  assert.equal(pool.pick({ key: "/slow", loadBound: 1.25 })!.diverted, false);
+  for (let i = 0; i < 5; i++) pool.acquire(home);
+  const pick = pool.pick({ key: "/slow", loadBound: 1.25 })!;
+  assert.equal(pick.diverted, true);
+  assert.equal(pick.home, home);
+});
+
+Deno.test("the recent-rate bound keeps a hot key's server within bound × its share", () => {
+  const pool = new PoolRuntime(three, () => undefined);
+  const counts = new Map<string, number>();
+  for (let i = 0; i < 3000; i++) {
+    const key = i % 2 === 0 ? "/hot" : `/cold/${i}`;
+    const pick = pool.pick({ key, loadBound: 1.25 })!;
+    pool.acquire(pick.server);
+    pool.release(pick.server);
+    counts.set(pick.server.address, (counts.get(pick.server.address) ?? 0) + 1);
+  }
+  for (const [address, n] of counts) assert.ok(n <= 1.3 * 1000, `${address} took ${n} of 3000`);
+});

@@ -6,9 +6,10 @@
  * weight times {@link POINTS_PER_MEMBER} × members, so equal weights always get
  * the same number of points and a member's point positions never depend on the
  * others: adding or removing one of N members moves only the keys it owns, ~1/N.
- * A key goes to the first point clockwise of its hash; when that member's in-flight
- * load would exceed `bound` × its weighted share of the total load, the key walks on
- * to the next distinct member (the paper's forwarding rule). The ring was chosen over
+ * A key goes to the first point clockwise of its hash; when that member's load would
+ * exceed `bound` × its weighted share of the total load, the key walks on to the next
+ * distinct member (the paper's forwarding rule). The caller says what load is: pool.ts
+ * uses the recent request rate for balance and in-flight requests as a safety net. The ring was chosen over
  * a Maglev table because the bounded-load walk needs a clockwise order of distinct
  * members per key, which the ring gives for free, and because its movement on
  * change is the minimum (Maglev's permutation tables move a few percent extra).
