@@ -25,11 +25,11 @@ import {
   nextRampAt,
   observe,
 } from "./machine.ts";
-import { probe, type Prober } from "./probe.ts";
+import { createProber, type Prober } from "./probe.ts";
 import { firstProbeAt, nextProbeAt } from "./schedule.ts";
 import type { AdminState } from "./state.ts";
 
-export { probe, type Prober } from "./probe.ts";
+export { createProber, probe, type Prober } from "./probe.ts";
 
 /** Options of {@link createHealth}; tests and benchmarks inject these. */
 export interface HealthOptions {
@@ -37,10 +37,10 @@ export interface HealthOptions {
   readonly now?: () => number;
   /** Draws in [0, 1) for jitter; `Math.random` by default. */
   readonly random?: () => number;
-  /** Runs one check; {@link probe} by default. */
+  /** Runs one check; a {@link createProber} prober by default (batched TCP connects). */
   readonly prober?: Prober;
-  /** Called when a probe starts (benchmarks count them). */
-  readonly onProbe?: (pool: string, address: string) => void;
+  /** Called when a probe starts, with when it was due (benchmarks count them). */
+  readonly onProbe?: (pool: string, address: string, dueAt: number) => void;
 }
 
 /** The health subsystem plus what the admin routes call. */
@@ -72,12 +72,18 @@ interface Entry {
   reason: string;
   since: number;
   last?: LastResult;
-  timer?: ReturnType<typeof setTimeout>;
+  /** When the next probe is due (same clock as `now`); undefined when none is armed. */
+  dueAt?: number;
   rampTimer?: ReturnType<typeof setTimeout>;
   abort?: AbortController;
   /** Bumped when probing restarts or stops; a probe of an older generation is ignored. */
   gen: number;
+  /** What was last written to the shared table, to skip writes that change nothing. */
+  published?: string;
 }
+
+/** Granularity of the probe timer wheel (ms): due probes start together each slot. */
+const SLOT = 10;
 
 interface PoolCounters {
   readonly durations: Histogram;
@@ -103,23 +109,37 @@ class HealthChecker implements HealthSubsystem {
   #now: () => number;
   #random: () => number;
   #prober: Prober;
-  #onProbe?: (pool: string, address: string) => void;
+  #closeProber: () => void;
+  #onProbe?: (pool: string, address: string, dueAt: number) => void;
   #entries = new Map<string, Entry>();
   #pools = new Map<string, PoolModel>();
   #counters = new Map<string, PoolCounters>();
   #inflight = new Set<Promise<void>>();
   #running = false;
+  /** Probes due per wheel slot (floor(at / SLOT)), with the generation they were armed in. */
+  #wheel = new Map<number, { e: Entry; gen: number }[]>();
+  #wheelTimer?: ReturnType<typeof setInterval>;
+  #lastSlot = 0;
 
   constructor(deps: SubsystemDeps, options: HealthOptions) {
     this.#deps = deps;
     this.#now = options.now ?? Date.now;
     this.#random = options.random ?? Math.random;
-    this.#prober = options.prober ?? probe;
+    if (options.prober) {
+      this.#prober = options.prober;
+      this.#closeProber = () => {};
+    } else {
+      const made = createProber();
+      this.#prober = made.probe;
+      this.#closeProber = made.close;
+    }
     this.#onProbe = options.onProbe;
   }
 
   start(model: Model): Promise<void> {
     this.#running = true;
+    this.#lastSlot = Math.floor(this.#now() / SLOT);
+    this.#wheelTimer = setInterval(() => this.#tick(), SLOT);
     this.#reconcile(model);
     const n = this.#entries.size;
     this.#deps.log.info("health checks started", { pools: this.#pools.size, servers: n });
@@ -135,7 +155,11 @@ class HealthChecker implements HealthSubsystem {
 
   async stop(): Promise<void> {
     this.#running = false;
+    clearInterval(this.#wheelTimer);
+    this.#wheelTimer = undefined;
+    this.#wheel.clear();
     for (const entry of this.#entries.values()) this.#halt(entry);
+    this.#closeProber();
     await Promise.allSettled([...this.#inflight]);
   }
 
@@ -291,13 +315,18 @@ class HealthChecker implements HealthSubsystem {
   }
 
   #publish(e: Entry): void {
+    const effective = this.#weight(e);
+    const health = e.machine.health;
+    const sig = `${health}|${e.admin}|${e.server.weight}|${effective}|${e.since}|${e.reason}`;
+    if (sig === e.published) return;
+    e.published = sig;
     this.#deps.states.set({
       pool: e.pool,
       address: e.address,
-      health: e.machine.health,
+      health,
       admin: e.admin,
       configuredWeight: e.server.weight,
-      effectiveWeight: this.#weight(e),
+      effectiveWeight: effective,
       reason: e.reason,
       since: e.since,
     });
@@ -386,9 +415,8 @@ class HealthChecker implements HealthSubsystem {
   /** Stops the entry's timers and any probe in flight. */
   #halt(e: Entry): void {
     e.gen++;
-    clearTimeout(e.timer);
     clearTimeout(e.rampTimer);
-    e.timer = undefined;
+    e.dueAt = undefined;
     e.rampTimer = undefined;
     e.abort?.abort();
     e.abort = undefined;
@@ -400,29 +428,49 @@ class HealthChecker implements HealthSubsystem {
     this.#arm(e, firstProbeAt(now, { interval: e.check.interval, random: this.#random() }));
   }
 
+  /** Puts the entry's next probe on the wheel. */
   #arm(e: Entry, at: number): void {
-    const gen = e.gen;
-    e.timer = setTimeout(() => {
-      e.timer = undefined;
-      if (gen !== e.gen) return;
-      const run = this.#run(e, gen);
-      this.#inflight.add(run);
-      run.finally(() => this.#inflight.delete(run));
-    }, Math.max(0, at - this.#now()));
+    e.dueAt = at;
+    const slot = Math.max(Math.floor(at / SLOT), this.#lastSlot + 1);
+    const bucket = this.#wheel.get(slot);
+    const item = { e, gen: e.gen };
+    if (bucket) bucket.push(item);
+    else this.#wheel.set(slot, [item]);
   }
 
-  async #run(e: Entry, gen: number): Promise<void> {
+  /** Starts every probe whose slot has come. */
+  #tick(): void {
+    const current = Math.floor(this.#now() / SLOT);
+    for (let slot = this.#lastSlot + 1; slot <= current; slot++) {
+      const bucket = this.#wheel.get(slot);
+      if (!bucket) continue;
+      this.#wheel.delete(slot);
+      for (const { e, gen } of bucket) {
+        if (gen !== e.gen || e.dueAt === undefined) continue;
+        const dueAt = e.dueAt;
+        e.dueAt = undefined;
+        const run = this.#run(e, gen, dueAt);
+        this.#inflight.add(run);
+        run.finally(() => this.#inflight.delete(run));
+      }
+    }
+    this.#lastSlot = Math.max(this.#lastSlot, current);
+  }
+
+  async #run(e: Entry, gen: number, dueAt: number): Promise<void> {
     const startedAt = this.#now();
     const t0 = performance.now();
-    const abort = new AbortController();
+    // TCP probes end within their timeout and are failed at once on stop; the others
+    // (processes, HTTP reads) get their own abort so a restart or stop ends them now.
+    const abort = e.check.type === "tcp" ? undefined : new AbortController();
     e.abort = abort;
-    this.#onProbe?.(e.pool, e.address);
+    this.#onProbe?.(e.pool, e.address, dueAt);
     let outcome: CheckOutcome;
     try {
       outcome = await this.#prober(
         { pool: e.pool, host: e.server.address.host, port: e.server.address.port },
         e.check,
-        { signal: abort.signal },
+        { signal: abort?.signal },
       );
     } catch (error) {
       outcome = { ok: false, reason: `check crashed: ${(error as Error)?.message ?? error}` };

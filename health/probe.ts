@@ -7,7 +7,8 @@ import type { ResolvedCheck } from "../config/model.ts";
 import { checkExec } from "./exec.ts";
 import { checkHttp } from "./http.ts";
 import type { CheckOutcome } from "./machine.ts";
-import { checkTcp } from "./tcp.ts";
+import { checkTcp, type ProbeOptions, type Target } from "./tcp.ts";
+import { tcpChecker } from "./tcp_batch.ts";
 
 /** The server a probe is aimed at. */
 export interface ProbeTarget {
@@ -23,17 +24,19 @@ export type Prober = (
   options: { signal?: AbortSignal },
 ) => Promise<CheckOutcome>;
 
-/** Runs one check of `check.type` against `target`. Never throws. */
-export function probe(
+type TcpCheck = (target: Target, options: ProbeOptions) => Promise<CheckOutcome>;
+
+function dispatch(
+  tcp: TcpCheck,
   target: ProbeTarget,
   check: ResolvedCheck,
-  options: { signal?: AbortSignal } = {},
+  signal: AbortSignal | undefined,
 ): Promise<CheckOutcome> {
   const port = check.port ?? target.port;
-  const opts = { timeout: check.timeout, signal: options.signal };
+  const opts = { timeout: check.timeout, signal };
   switch (check.type) {
     case "tcp":
-      return checkTcp({ host: target.host, port }, opts);
+      return tcp({ host: target.host, port }, opts);
     case "http":
       return checkHttp({ host: target.host, port }, check, opts);
     case "exec":
@@ -48,4 +51,25 @@ export function probe(
     case "none":
       return Promise.resolve({ ok: true, reason: "no check" });
   }
+}
+
+/** Runs one check of `check.type` against `target` (TCP through `Deno.connect`). Never throws. */
+export function probe(
+  target: ProbeTarget,
+  check: ResolvedCheck,
+  options: { signal?: AbortSignal } = {},
+): Promise<CheckOutcome> {
+  return dispatch(checkTcp, target, check, options.signal);
+}
+
+/**
+ * A prober whose TCP checks share one batched nonblocking connector (libc, when FFI
+ * is allowed). `close` fails pending TCP checks and releases their sockets.
+ */
+export function createProber(): { probe: Prober; close: () => void } {
+  const tcp = tcpChecker();
+  return {
+    probe: (target, check, options) => dispatch(tcp.check, target, check, options.signal),
+    close: tcp.close,
+  };
 }

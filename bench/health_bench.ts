@@ -1,0 +1,428 @@
+/**
+ * Health-check CPU benchmark: 10,000 servers checked by TCP every 1 s against local
+ * listeners, Fulcrum's checker against HAProxy's `check` (nbthread 1) and keepalived's
+ * checker, measured side by side over the same window from /proc/PID/stat.
+ *
+ * The listeners are one HAProxy process (not measured) that binds 20 loopback
+ * addresses × 500 ports and holds each accepted connection until the checker closes it. Also prints the
+ * jitter spread of Fulcrum's probes: the most probes in any 100 ms window against the
+ * mean per 100 ms.
+ *
+ * Run: `deno run -A bench/health_bench.ts [--servers 10000] [--window 20] [--warmup 5]`.
+ * Not part of the test suite. Needs haproxy; keepalived is tried and reported.
+ * @module
+ */
+import { buildModel } from "../config/model.ts";
+import { configSchema } from "../config/schema.ts";
+import { createHealth } from "../health/mod.ts";
+import { burstiness } from "../health/schedule.ts";
+import { ServerStates } from "../health/state.ts";
+import { createLogger } from "../log.ts";
+import { RoleBoard } from "../vrrp/role.ts";
+
+const ADDRS = 20;
+const BASE_PORT = 21000;
+
+/** Command-line options. */
+interface BenchOptions {
+  servers: number;
+  window: number;
+  warmup: number;
+}
+
+function parseArgs(args: string[]): BenchOptions & { child: boolean } {
+  const get = (name: string, fallback: number): number => {
+    const i = args.indexOf(`--${name}`);
+    return i >= 0 ? Number(args[i + 1]) : fallback;
+  };
+  return {
+    servers: get("servers", 10_000),
+    window: get("window", 20),
+    warmup: get("warmup", 5),
+    child: args.includes("--child"),
+  };
+}
+
+function endpoints(n: number): { host: string; port: number }[] {
+  const perAddr = Math.ceil(n / ADDRS);
+  return Array.from({ length: n }, (_, i) => ({
+    host: `127.0.9.${1 + Math.floor(i / perAddr)}`,
+    port: BASE_PORT + (i % perAddr),
+  }));
+}
+
+/** CPU seconds (user + system) of a process, from /proc. */
+function cpuSeconds(pid: number): number {
+  const t = cpuSplit(pid);
+  return t.user + t.sys;
+}
+
+/** User and system CPU seconds of a process, from /proc/PID/stat. */
+function cpuSplit(pid: number): { user: number; sys: number } {
+  const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  // fields[0] is state (field 3); utime is field 14, stime 15.
+  return { user: Number(fields[11]) / 100, sys: Number(fields[12]) / 100 };
+}
+
+/** Busy and total jiffies of the whole machine, from /proc/stat. */
+function machineTicks(): { busy: number; total: number } {
+  const cpu = Deno.readTextFileSync("/proc/stat").split("\n")[0].trim().split(/\s+/).slice(1)
+    .map(Number);
+  const total = cpu.reduce((a, b) => a + b, 0);
+  return { busy: total - cpu[3] - (cpu[4] ?? 0), total };
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+/** The measured process: Fulcrum's health subsystem with `servers` TCP checks. */
+async function child(options: BenchOptions): Promise<void> {
+  const eps = endpoints(options.servers);
+  const perPool = 1000;
+  const pools: Record<string, unknown> = {};
+  for (let i = 0; i < eps.length; i += perPool) {
+    pools[`p${i / perPool}`] = {
+      check: { type: "tcp" },
+      servers: eps.slice(i, i + perPool).map((e) => ({ address: `${e.host}:${e.port}` })),
+    };
+  }
+  const config = configSchema.parse({
+    defaults: { check: { interval: "1s", timeout: "1s", rise: 2, fall: 3 } },
+    pools,
+  });
+  const model = buildModel(config, { path: "bench.yaml", hash: "0" });
+  const states = new ServerStates();
+  const times: number[] = [];
+  const due: number[] = [];
+  let recording = false;
+  const health = createHealth({
+    states,
+    roles: new RoleBoard(),
+    log: createLogger({ level: "error" }),
+  }, {
+    onProbe: (_pool, _address, dueAt) => {
+      if (!recording) return;
+      times.push(Date.now());
+      due.push(dueAt);
+    },
+  });
+  await health.start(model);
+  console.log("started");
+  await sleep(options.warmup * 1000);
+  recording = true;
+  console.log("window");
+  await sleep(options.window * 1000);
+  recording = false;
+  const up = states.list().filter((s) => s.health === "up").length;
+  const reasons: Record<string, number> = {};
+  for (const s of states.list()) {
+    if (s.health === "down") reasons[s.reason] = (reasons[s.reason] ?? 0) + 1;
+  }
+  const spread = burstiness(times, 100);
+  const planned = burstiness(due, 100);
+  // Keep checking while the parent takes its last CPU sample.
+  await sleep(2000);
+  await health.stop();
+  console.log(
+    JSON.stringify({ probes: times.length, up, reasons, ...spread, planned }),
+  );
+}
+
+function haproxyListeners(n: number): string {
+  const perAddr = Math.ceil(n / ADDRS);
+  const binds = Array.from(
+    { length: ADDRS },
+    (_, a) => `  bind 127.0.9.${a + 1}:${BASE_PORT}-${BASE_PORT + perAddr - 1}`,
+  );
+  return [
+    "global",
+    "  maxconn 3000",
+    "  nbthread 2",
+    "defaults",
+    "  mode tcp",
+    "  timeout client 5s",
+    "  timeout connect 1s",
+    "  timeout server 5s",
+    "frontend sink",
+    ...binds,
+    // Hold each connection until the checker hangs up (an immediate reject would reset
+    // it, which a checker may see before the connect completes).
+    "  tcp-request inspect-delay 3s",
+    "  tcp-request content reject if WAIT_END",
+    "",
+  ].join("\n");
+}
+
+function haproxyChecker(n: number, dir: string): string {
+  const servers = endpoints(n).map((e, i) =>
+    `  server s${i} ${e.host}:${e.port} check inter 1s rise 2 fall 3`
+  );
+  return [
+    "global",
+    "  maxconn 1000",
+    "  nbthread 1",
+    "defaults",
+    "  mode tcp",
+    "  timeout client 5s",
+    "  timeout connect 1s",
+    "  timeout server 5s",
+    "  timeout check 1s",
+    "frontend fe",
+    `  bind unix@${dir}/fe.sock`,
+    "  default_backend be",
+    "backend be",
+    ...servers,
+    "",
+  ].join("\n");
+}
+
+function keepalivedChecker(n: number): string {
+  const servers = endpoints(n).map((e) =>
+    `  real_server ${e.host} ${e.port} {\n    weight 1\n    TCP_CHECK { connect_timeout 1 }\n  }`
+  );
+  return [
+    "global_defs { router_id bench }",
+    "virtual_server 10.255.0.1 80 {",
+    "  delay_loop 1",
+    "  lb_algo rr",
+    "  lb_kind NAT",
+    "  protocol TCP",
+    ...servers,
+    "}",
+    "",
+  ].join("\n");
+}
+
+async function lines(stream: ReadableStream<Uint8Array>, onLine: (l: string) => void) {
+  let buf = "";
+  for await (const chunk of stream.pipeThrough(new TextDecoderStream())) {
+    buf += chunk;
+    let i;
+    while ((i = buf.indexOf("\n")) >= 0) {
+      onLine(buf.slice(0, i));
+      buf = buf.slice(i + 1);
+    }
+  }
+}
+
+function waitFor(pred: () => boolean, ms: number): Promise<boolean> {
+  return (async () => {
+    const end = performance.now() + ms;
+    while (!pred()) {
+      if (performance.now() > end) return false;
+      await sleep(50);
+    }
+    return true;
+  })();
+}
+
+/** Tries to start keepalived's checker; returns its pids or why it would not run. */
+async function startKeepalived(
+  dir: string,
+  n: number,
+): Promise<{ proc?: Deno.ChildProcess; pids: number[]; note: string; log: string[] }> {
+  const conf = `${dir}/keepalived.conf`;
+  await Deno.writeTextFile(conf, keepalivedChecker(n));
+  const log: string[] = [];
+  let proc: Deno.ChildProcess;
+  try {
+    proc = new Deno.Command("keepalived", {
+      args: [
+        "--check",
+        "-n",
+        "-l",
+        "-f",
+        conf,
+        "-p",
+        `${dir}/ka.pid`,
+        "-c",
+        `${dir}/ka-check.pid`,
+      ],
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+  } catch (error) {
+    return { pids: [], note: `keepalived not run: ${(error as Error).message}`, log };
+  }
+  lines(proc.stdout, (l) => log.push(l)).catch(() => {});
+  lines(proc.stderr, (l) => log.push(l)).catch(() => {});
+  // Without ip_vs the checker child logs "Can't initialize ipvs" and then spends its
+  // time removing every service before it exits: that is not checking, so stop there.
+  const failed = (l: string) => /Can't initialize ipvs|FATAL/i.test(l);
+  let exited = false;
+  proc.status.then(() => exited = true);
+  await waitFor(() => exited || log.some(failed), 5000);
+  if (exited || log.some(failed)) {
+    const why = log.find(failed) ?? log.at(-1) ?? "";
+    if (!exited) await stopProc(proc);
+    return {
+      pids: [],
+      note: `keepalived --check cannot start its checker here: ${why.replace(/^.*?\d{4}: /, "")}`,
+      log,
+    };
+  }
+  let checker: number | undefined;
+  try {
+    checker = Number((await Deno.readTextFile(`${dir}/ka-check.pid`)).trim());
+  } catch { /* not written */ }
+  return {
+    proc,
+    pids: [proc.pid, ...(checker ? [checker] : [])],
+    note: "keepalived running",
+    log,
+  };
+}
+
+function stopProc(proc: Deno.ChildProcess | undefined): Promise<unknown> {
+  if (!proc) return Promise.resolve();
+  try {
+    proc.kill("SIGTERM");
+  } catch { /* gone */ }
+  const timer = setTimeout(() => {
+    try {
+      proc.kill("SIGKILL");
+    } catch { /* gone */ }
+  }, 3000);
+  return proc.status.finally(() => clearTimeout(timer));
+}
+
+async function main(options: BenchOptions): Promise<void> {
+  const dir = await Deno.makeTempDir({ prefix: "fulcrum-health-bench-" });
+  const procs: (Deno.ChildProcess | undefined)[] = [];
+  try {
+    console.log(
+      `health bench: ${options.servers} servers, TCP check every 1s, warmup ${options.warmup}s, ` +
+        `window ${options.window}s, ${navigator.hardwareConcurrency} cores`,
+    );
+    await Deno.writeTextFile(`${dir}/sink.cfg`, haproxyListeners(options.servers));
+    const sink = new Deno.Command("haproxy", {
+      args: ["-f", `${dir}/sink.cfg`, "-db", "-q"],
+      stdout: "null",
+      stderr: "inherit",
+    }).spawn();
+    procs.push(sink);
+    await sleep(1500);
+
+    await Deno.writeTextFile(`${dir}/checker.cfg`, haproxyChecker(options.servers, dir));
+    const haproxy = new Deno.Command("haproxy", {
+      args: ["-f", `${dir}/checker.cfg`, "-db", "-q"],
+      stdout: "null",
+      stderr: "inherit",
+    }).spawn();
+    procs.push(haproxy);
+    await sleep(1000);
+    for (const [what, p] of [["listener", sink], ["checker", haproxy]] as const) {
+      try {
+        cpuSeconds(p.pid);
+      } catch {
+        throw new Error(`haproxy ${what} exited at start; see its messages above`);
+      }
+    }
+
+    const ka = await startKeepalived(dir, options.servers);
+    procs.push(ka.proc);
+
+    const fulcrum = new Deno.Command(Deno.execPath(), {
+      args: [
+        "run",
+        "-A",
+        new URL(import.meta.url).pathname,
+        "--child",
+        "--servers",
+        String(options.servers),
+        "--window",
+        String(options.window),
+        "--warmup",
+        String(options.warmup),
+      ],
+      stdout: "piped",
+      stderr: "inherit",
+    }).spawn();
+    procs.push(fulcrum);
+    const out: string[] = [];
+    const reading = lines(fulcrum.stdout, (l) => out.push(l));
+    if (!await waitFor(() => out.includes("window"), (options.warmup + 30) * 1000)) {
+      throw new Error("the Fulcrum checker did not start; run with --child to see why");
+    }
+    const pids = { fulcrum: fulcrum.pid, haproxy: haproxy.pid };
+    const split0 = { fulcrum: cpuSplit(pids.fulcrum), haproxy: cpuSplit(pids.haproxy) };
+    const cpu0 = {
+      fulcrum: cpuSeconds(pids.fulcrum),
+      haproxy: cpuSeconds(pids.haproxy),
+      keepalived: ka.pids.reduce((s, p) => s + cpuSeconds(p), 0),
+    };
+    const m0 = machineTicks();
+    const t0 = performance.now();
+    await sleep(options.window * 1000);
+    const m1 = machineTicks();
+    const secs = (performance.now() - t0) / 1000;
+    const split1 = { fulcrum: cpuSplit(pids.fulcrum), haproxy: cpuSplit(pids.haproxy) };
+    const cpu1 = {
+      fulcrum: cpuSeconds(pids.fulcrum),
+      haproxy: cpuSeconds(pids.haproxy),
+      keepalived: ka.pids.reduce((s, p) => s + cpuSeconds(p), 0),
+    };
+    await fulcrum.status;
+    await reading;
+    const result = JSON.parse(out.at(-1)!);
+    const pct = (k: keyof typeof cpu0) => 100 * (cpu1[k] - cpu0[k]) / secs;
+    const f = pct("fulcrum");
+    const h = pct("haproxy");
+    const split = (k: "fulcrum" | "haproxy") =>
+      `user ${(100 * (split1[k].user - split0[k].user) / secs).toFixed(1)}% + system ${
+        (100 * (split1[k].sys - split0[k].sys) / secs).toFixed(1)
+      }%`;
+    const busy = (m1.busy - m0.busy) / (m1.total - m0.total);
+    console.log(
+      `window ${secs.toFixed(1)}s; whole machine ${
+        (100 * busy).toFixed(0)
+      }% busy over ${navigator.hardwareConcurrency} cores ` +
+        `(listener haproxy and any other work included)`,
+    );
+    console.log(
+      `fulcrum   cpu ${f.toFixed(1)}% of one core, ${result.probes} probes ` +
+        `(${(result.probes / options.window).toFixed(0)}/s), ${result.up}/${options.servers} up; ` +
+        split("fulcrum"),
+    );
+    if (result.up < options.servers) {
+      console.log(`  down reasons: ${JSON.stringify(result.reasons)}`);
+    }
+    console.log(
+      `haproxy   cpu ${h.toFixed(1)}% of one core (check inter 1s, nbthread 1); ${
+        split("haproxy")
+      }`,
+    );
+    if (ka.pids.length) {
+      console.log(`keepalived cpu ${pct("keepalived").toFixed(1)}% of one core`);
+    } else {
+      console.log(`keepalived: not measured: ${ka.note}`);
+    }
+    console.log(`ratio fulcrum/haproxy cpu: ${(f / h).toFixed(2)}`);
+    if (ka.pids.length) {
+      console.log(`ratio fulcrum/keepalived cpu: ${(f / pct("keepalived")).toFixed(2)}`);
+    }
+    console.log(
+      `jitter spread: max ${result.max} probes in a 100 ms window, mean ${
+        result.mean.toFixed(1)
+      }, ratio max/mean ${(result.max / result.mean).toFixed(2)} (goal <= 2) as started;`,
+    );
+    console.log(
+      `               as scheduled: max ${result.planned.max}, mean ${
+        result.planned.mean.toFixed(1)
+      }, ratio ${(result.planned.max / result.planned.mean).toFixed(2)} ` +
+        `(started later than scheduled when the event loop was busy or the CPU taken)`,
+    );
+    console.log(`goal under 25% of one core: ${f < 25 ? "met" : "NOT met"}`);
+  } finally {
+    for (const p of procs.reverse()) await stopProc(p);
+    await Deno.remove(dir, { recursive: true }).catch(() => {});
+  }
+}
+
+if (import.meta.main) {
+  const options = parseArgs(Deno.args);
+  if (options.child) await child(options);
+  else await main(options);
+}

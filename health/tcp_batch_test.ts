@@ -1,0 +1,92 @@
+import assert from "node:assert/strict";
+import { errnoReason, sockaddr, TcpBatchChecker, tcpChecker } from "./tcp_batch.ts";
+
+function openFds(): number {
+  return [...Deno.readDirSync("/proc/self/fd")].length;
+}
+
+Deno.test("batched tcp checks pass on listening ports and refuse on closed ones, closing every socket", async () => {
+  const listeners = Array.from(
+    { length: 5 },
+    () => Deno.listen({ hostname: "127.0.0.1", port: 0 }),
+  );
+  const accepting = listeners.map((l) =>
+    (async () => {
+      for await (const conn of l) conn.close();
+    })().catch(() => {})
+  );
+  const closed = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const closedPort = (closed.addr as Deno.NetAddr).port;
+  closed.close();
+  const batch = new TcpBatchChecker();
+  try {
+    const ports = listeners.map((l) => (l.addr as Deno.NetAddr).port);
+    await batch.check({ host: "127.0.0.1", port: ports[0] }, { timeout: 1000 });
+    await new Promise((r) => setTimeout(r, 50));
+    const before = openFds();
+    const results = await Promise.all(
+      Array.from({ length: 200 }, (_, i) =>
+        batch.check(
+          { host: "127.0.0.1", port: i % 10 === 0 ? closedPort : ports[i % 5] },
+          { timeout: 1000 },
+        )),
+    );
+    const reasons = results.map((r) => r.reason);
+    assert.equal(reasons.filter((r) => r === "connected").length, 180);
+    assert.equal(reasons.filter((r) => r === "connect refused").length, 20);
+    assert.equal(batch.pending, 0);
+    // The accept loops above close their side a moment later.
+    await new Promise((r) => setTimeout(r, 100));
+    assert.ok(openFds() <= before, `fds ${before} → ${openFds()}`);
+  } finally {
+    batch.close();
+    for (const l of listeners) l.close();
+    await Promise.all(accepting);
+  }
+});
+
+Deno.test("batched tcp checks reach IPv6 loopback", async () => {
+  let listener: Deno.Listener;
+  try {
+    listener = Deno.listen({ hostname: "::1", port: 0 });
+  } catch {
+    console.log("skipped: no IPv6 loopback here");
+    return;
+  }
+  const batch = new TcpBatchChecker();
+  try {
+    const port = (listener.addr as Deno.NetAddr).port;
+    assert.equal((await batch.check({ host: "::1", port }, { timeout: 1000 })).reason, "connected");
+  } finally {
+    batch.close();
+    listener.close();
+  }
+});
+
+Deno.test("sockaddr encodes family, port and address", () => {
+  assert.deepEqual(
+    [...sockaddr("127.0.0.1", 8080)],
+    [2, 0, 0x1f, 0x90, 127, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0],
+  );
+  const v6 = sockaddr("::1", 443);
+  assert.equal(v6.length, 28);
+  assert.deepEqual([...v6.subarray(0, 4)], [10, 0, 0x01, 0xbb]);
+  assert.equal(v6[23], 1);
+});
+
+Deno.test("connect errors have the same words as the Deno.connect checker", () => {
+  assert.equal(errnoReason(111), "connect refused");
+  assert.equal(errnoReason(104), "connection reset");
+  assert.match(errnoReason(101), /^unreachable: /);
+  assert.match(errnoReason(99), /^connect failed: /);
+});
+
+Deno.test("the shared checker falls back to Deno.connect without FFI and works with it", async () => {
+  const { check, close } = tcpChecker();
+  try {
+    const r = await check({ host: "127.0.0.1", port: 9 }, { timeout: 500 });
+    assert.deepEqual(r, { ok: false, reason: "connect refused" });
+  } finally {
+    close();
+  }
+});
