@@ -16,8 +16,14 @@ import { RoleBoard } from "../vrrp/role.ts";
 import { createL7 } from "../l7/mod.ts";
 
 const BACKENDS = [18101, 18102];
-/** V8 flags for the Fulcrum process (`--v8-flags=` value), from `--v8 FLAGS`. */
-const V8_FLAGS = Deno.args.includes("--v8") ? Deno.args[Deno.args.indexOf("--v8") + 1] : "";
+/**
+ * V8 flags for the Fulcrum process (`--v8-flags=` value); `--v8 none` runs without.
+ * The default keeps the young generation small and the heap compact: RSS under load
+ * drops from ~130 MB to ~70 MB at no measurable cost in req/s here.
+ */
+export const FULCRUM_V8_FLAGS = "--max-semi-space-size=2,--optimize-for-size";
+const V8_ARG = Deno.args.includes("--v8") ? Deno.args[Deno.args.indexOf("--v8") + 1] : undefined;
+const V8_FLAGS = V8_ARG === "none" ? "" : V8_ARG ?? FULCRUM_V8_FLAGS;
 const PORTS = { nginx: 18081, haproxy: 18082, fulcrum: 18083 };
 
 /** Parsed wrk output. */
@@ -91,7 +97,18 @@ function treePids(pid: number): number[] {
   return out;
 }
 
-async function wrk(port: number, path: string, seconds: number): Promise<WrkResult> {
+async function wrk(
+  port: number,
+  path: string,
+  seconds: number,
+  pid?: number,
+): Promise<WrkResult & { rss: number }> {
+  let rss = 0;
+  const sampler = setInterval(() => {
+    if (pid === undefined) return;
+    const now = treePids(pid).map(rssOf).filter((x) => !isNaN(x)).reduce((a, b) => a + b, 0);
+    rss = Math.max(rss, now);
+  }, 500);
   const out = await new Deno.Command("taskset", {
     args: [
       "-c",
@@ -106,6 +123,7 @@ async function wrk(port: number, path: string, seconds: number): Promise<WrkResu
     stdout: "piped",
     stderr: "piped",
   }).output();
+  clearInterval(sampler);
   const text = new TextDecoder().decode(out.stdout);
   const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(text)?.[1] ?? NaN);
   const p99 = /99%\s+([\d.]+)(us|ms|s)/.exec(text);
@@ -114,14 +132,21 @@ async function wrk(port: number, path: string, seconds: number): Promise<WrkResu
   const sock = /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(text);
   const errors = Number(err?.[1] ?? 0) +
     (sock ? Number(sock[1]) + Number(sock[2]) + Number(sock[3]) + Number(sock[4]) : 0);
-  return { rps, p99ms, errors };
+  return { rps, p99ms, errors, rss };
+}
+
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
 }
 
 async function main(): Promise<void> {
   const args = Deno.args;
   const serveAt = args.indexOf("--serve");
   if (serveAt >= 0) return await serveMode(args[serveAt + 1]);
-  const seconds = Number(args[args.indexOf("--duration") + 1] || 10) || 10;
+  const seconds = args.includes("--duration") ? Number(args[args.indexOf("--duration") + 1]) : 10;
+  const rounds = args.includes("--rounds") ? Number(args[args.indexOf("--rounds") + 1]) : 3;
   const dir = await Deno.makeTempDir({ prefix: "fulcrum-l7-bench-" });
   const procs: Deno.ChildProcess[] = [];
   try {
@@ -214,26 +239,55 @@ backend be
       ["haproxy", PORTS.haproxy, haproxy.pid],
       ["fulcrum", PORTS.fulcrum, fulcrum.pid],
     ] as const;
-    console.log(`wrk -c50 -d${seconds}s, proxies pinned to CPU 0, wrk and backends on CPU 1`);
-    for (const path of ["/1k", "/100k"]) {
+    console.log(
+      `wrk -c50 -d${seconds}s, proxies pinned to CPU 0, wrk and backends on CPU 1; ` +
+        `${rounds} interleaved rounds, medians; fulcrum V8 flags: ${V8_FLAGS || "none"}`,
+    );
+    const paths = ["/1k", "/100k"];
+    const runs = new Map<string, (WrkResult & { rss: number })[]>();
+    for (const path of paths) for (const [, port] of proxies) await wrk(port, path, 1); // warm up
+    for (let round = 0; round < rounds; round++) {
+      for (const path of paths) {
+        for (const [name, port, pid] of proxies) {
+          const r = await wrk(port, path, seconds, pid);
+          const key = `${path} ${name}`;
+          if (!runs.has(key)) runs.set(key, []);
+          runs.get(key)!.push(r);
+        }
+      }
+    }
+    for (const path of paths) {
       const results = new Map<string, WrkResult & { rss: number }>();
-      for (const [, port] of proxies) await wrk(port, path, 1); // warm up
-      for (const [name, port, pid] of proxies) {
-        const r = await wrk(port, path, seconds);
-        const rss = treePids(pid).map(rssOf).filter((x) => !isNaN(x)).reduce((a, b) => a + b, 0);
-        results.set(name, { ...r, rss });
+      for (const [name] of proxies) {
+        const list = runs.get(`${path} ${name}`)!;
+        results.set(name, {
+          rps: median(list.map((r) => r.rps)),
+          p99ms: median(list.map((r) => r.p99ms)),
+          errors: list.reduce((a, r) => a + r.errors, 0),
+          rss: Math.max(...list.map((r) => r.rss)),
+        });
       }
       const base = results.get("nginx")!;
       const hap = results.get("haproxy")!;
-      console.log(`\nbody ${path.slice(1)}:`);
-      console.log("proxy     req/s      p99 ms   RSS MB  errors  vs nginx  vs haproxy");
+      console.log(
+        `\nbody ${path.slice(1)} (each round's req/s: fulcrum/nginx ${
+          runs.get(`${path} fulcrum`)!.map((r, i) =>
+            (r.rps / runs.get(`${path} nginx`)![i].rps).toFixed(2)
+          )
+            .join(" ")
+        }):`,
+      );
+      console.log(
+        "proxy     req/s      p99 ms  max RSS MB  errors  vs nginx  vs haproxy  p99 vs nginx",
+      );
       for (const [name, r] of results) {
         console.log(
           `${name.padEnd(9)} ${r.rps.toFixed(0).padStart(8)} ${r.p99ms.toFixed(2).padStart(9)} ` +
-            `${r.rss.toFixed(1).padStart(8)} ${String(r.errors).padStart(7)} ` +
+            `${r.rss.toFixed(1).padStart(11)} ${String(r.errors).padStart(7)} ` +
             `${(r.rps / base.rps).toFixed(2).padStart(9)} ${
               (r.rps / hap.rps).toFixed(2).padStart(11)
-            }`,
+            } ` +
+            `${(r.p99ms / base.p99ms).toFixed(2).padStart(13)}`,
         );
       }
     }

@@ -71,8 +71,12 @@ export function latin1(buf: Uint8Array, start: number, end: number): string {
   return out;
 }
 
+const UTF8 = new TextEncoder();
+
 /** Encodes a latin1 string (code units < 256) into bytes. */
 export function encodeLatin1(text: string): Uint8Array {
+  const fast = UTF8.encode(text);
+  if (fast.length === text.length) return fast; // ASCII only: UTF-8 is the same bytes
   const out = new Uint8Array(text.length);
   for (let i = 0; i < text.length; i++) out[i] = text.charCodeAt(i);
   return out;
@@ -98,19 +102,21 @@ function badValueChar(text: string): boolean {
 
 /** Splits the head's lines, rejecting bare CR or LF; returns undefined on such bytes. */
 function lines(buf: Uint8Array, end: number): string[] | undefined {
-  const out: string[] = [];
-  let start = 0;
-  for (let i = 0; i < end; i++) {
-    const c = buf[i];
-    if (c === LF) return undefined;
-    if (c === CR) {
-      if (buf[i + 1] !== LF) return undefined;
-      out.push(latin1(buf, start, i));
-      i++;
-      start = i + 1;
-    }
+  const out = latin1(buf, 0, end).split("\r\n");
+  for (let i = 0; i < out.length; i++) {
+    const line = out[i];
+    if (line.indexOf("\n") >= 0 || line.indexOf("\r") >= 0) return undefined;
   }
   return out;
+}
+
+/** Removes leading and trailing SP and HTAB (only those: obs-text stays). */
+function trimOws(text: string): string {
+  let a = 0;
+  let b = text.length;
+  while (a < b && (text.charCodeAt(a) === 32 || text.charCodeAt(a) === 9)) a++;
+  while (b > a && (text.charCodeAt(b - 1) === 32 || text.charCodeAt(b - 1) === 9)) b--;
+  return a === 0 && b === text.length ? text : text.slice(a, b);
 }
 
 function parseFields(
@@ -130,7 +136,7 @@ function parseFields(
     if (!isToken(name)) {
       return { status: 400, reason: `invalid header name ${JSON.stringify(name)}` };
     }
-    const value = line.slice(colon + 1).replace(/^[ \t]+|[ \t]+$/g, "");
+    const value = trimOws(line.slice(colon + 1));
     if (badValueChar(value)) return { status: 400, reason: `invalid character in header ${name}` };
     headers.push([name, value]);
     if (headers.length > limits.maxHeaders) {

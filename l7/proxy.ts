@@ -107,7 +107,7 @@ export class Upstreams {
   async open(server: ServerRuntime, timeout: number): Promise<Upstream> {
     const conn = await connectWithin(server.host, server.port, timeout);
     this.opened++;
-    return { conn, reader: new Reader(conn, 32 * 1024), address: server.address, uses: 0 };
+    return { conn, reader: new Reader(conn, 64 * 1024), address: server.address, uses: 0 };
   }
 
   /** Idle connections held now. */
