@@ -87,6 +87,7 @@ async function persistence(): Promise<unknown> {
 }
 
 async function blackhole(): Promise<unknown> {
+  const fds = () => [...Deno.readDirSync("/proc/self/fd")].length;
   const plane = createUserspacePlane({
     states: new ServerStates(),
     log: createLogger({ write: () => {} }),
@@ -99,9 +100,10 @@ async function blackhole(): Promise<unknown> {
     },
   }));
   try {
+    const before = fds();
     const results = await Promise.all([1, 2, 3].map(() => ask("10.77.0.1", 80, "10.77.0.2")));
-    await new Promise((r) => setTimeout(r, 50));
-    return { results, drops: plane.drops(), table: plane.table.size };
+    await new Promise((r) => setTimeout(r, 100));
+    return { results, drops: plane.drops(), table: plane.table.size, leakedFds: fds() - before };
   } finally {
     await plane.stop();
   }

@@ -59,6 +59,7 @@ Deno.test({
         results: { text: string; error?: string; ms: number }[];
         drops: { services: Record<string, Record<string, number>> };
         table: number;
+        leakedFds: number;
       };
       for (const r of out.results) {
         assert.equal(r.text, "");
@@ -67,5 +68,6 @@ Deno.test({
       }
       assert.equal(out.drops.services.web.connect_timeout, 3);
       assert.equal(out.table, 0, "no table entry is left behind");
+      assert.ok(out.leakedFds <= 0, `no socket is left open (${out.leakedFds} more fds)`);
     }),
 });

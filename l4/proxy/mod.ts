@@ -163,7 +163,8 @@ export function createUserspacePlane(
     for (const closer of closers.values()) closer.flush?.();
     const t = now();
     for (const conn of table.gc(t, GC_BUDGET)) {
-      runtimes.get(conn.service)?.drop("idle_timeout", conn.dest);
+      // A UDP session ending by timeout is its normal end; a TCP one is a drop.
+      if (conn.protocol === "tcp") runtimes.get(conn.service)?.drop("idle_timeout", conn.dest);
       closers.get(conn.id)?.close(false);
     }
     for (const conn of embryonicToShed(table, defense, t)) ctx.drop(conn, "shed_embryonic", true);

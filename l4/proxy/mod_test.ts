@@ -315,3 +315,105 @@ Deno.test("UDP: a datagram goes to the server and its reply comes back", async (
     server.close();
   }
 });
+
+Deno.test("a server that closes at once: the client sees the close and nothing is left", async () => {
+  const early = net.createServer((s) => s.destroy());
+  await new Promise<void>((r) => early.listen(0, "127.0.0.1", r));
+  const backendPort = (early.address() as net.AddressInfo).port;
+  try {
+    await withPlane([{ address: `127.0.0.1:${backendPort}` }], {}, async (plane, port) => {
+      const replies = await Promise.all([1, 2, 3].map(() => request(port, "hello")));
+      for (const r of replies) assert.equal(r.text, "");
+      await waitFor("table empty", () => plane.table.size === 0);
+      const [view] = plane.services();
+      assert.equal(view.stats.conns, 3);
+      assert.equal(view.dests[0].activeConns + view.dests[0].inactiveConns, 0);
+    });
+  } finally {
+    await new Promise<void>((r) => early.close(() => r()));
+  }
+});
+
+Deno.test("a reload adds, moves and removes services without touching the others", async () => {
+  const a = await backend("a");
+  const b = await backend("b");
+  const [p1, p2, p3] = [await freePort(), await freePort(), await freePort()];
+  const config = (services: Record<string, unknown>[]) => ({
+    pools: {
+      one: { servers: [{ address: a.address }] },
+      two: { servers: [{ address: b.address }] },
+    },
+    l4: { dataplane: "userspace", services },
+  });
+  const first = model(config([
+    { name: "keep", vip: `127.0.0.1:${p1}`, pool: "one" },
+    { name: "gone", vip: `127.0.0.1:${p2}`, pool: "one" },
+  ]));
+  const plane = createUserspacePlane({
+    states: new ServerStates(),
+    log: createLogger({ write: () => {} }),
+  });
+  await plane.start(first);
+  try {
+    assert.equal((await request(p2, "x")).text, "a:1");
+    const second = model(config([
+      { name: "keep", vip: `127.0.0.1:${p1}`, pool: "two" },
+      { name: "new", vip: `127.0.0.1:${p3}`, pool: "one", scheduler: "rr" },
+    ]));
+    const { diff } = await import("../../config/diff.ts");
+    await plane.apply(second, diff(first, second));
+    assert.equal((await request(p1, "x")).text, "b:1", "keep now balances over pool two");
+    assert.equal((await request(p3, "xy")).text, "a:2");
+    assert.equal((await request(p2, "x")).error, "ECONNREFUSED", "gone no longer listens");
+    assert.deepEqual(plane.services().map((s) => s.name).sort(), ["keep", "new"]);
+  } finally {
+    await plane.stop();
+    await a.close();
+    await b.close();
+  }
+});
+
+Deno.test("UDP sessions end after the UDP timeout; TCP idle connections are closed and counted", async () => {
+  const server = dgram.createSocket("udp4");
+  server.on("message", (msg: Uint8Array, rinfo: dgram.RemoteInfo) => {
+    server.send(msg, rinfo.port, rinfo.address);
+  });
+  await new Promise<void>((r) => server.bind(0, "127.0.0.1", () => r()));
+  const client = dgram.createSocket("udp4");
+  try {
+    await withPlane(
+      [{ address: `127.0.0.1:${server.address().port}` }],
+      { protocol: "udp", timeouts: { udp: "100ms" } },
+      async (plane, port) => {
+        const reply = new Promise((r) => client.once("message", r));
+        client.send("ping", port, "127.0.0.1");
+        await reply;
+        assert.equal(plane.table.size, 1);
+        await waitFor("session expired", () => plane.table.size === 0, 3000);
+        assert.deepEqual(plane.drops().services.svc, {});
+      },
+    );
+  } finally {
+    client.close();
+    server.close();
+  }
+  const a = await backend("a", { echo: true });
+  try {
+    await withPlane(
+      [{ address: a.address }],
+      { timeouts: { idle: "100ms" } },
+      async (plane, port) => {
+        const c = net.connect({ port, host: "127.0.0.1" });
+        const closed = new Promise((r) => c.on("close", r));
+        c.on("error", () => {});
+        c.resume(); // read the echo, so the close is seen
+        c.write("hi");
+        await closed;
+        assert.equal(plane.table.size, 0);
+        assert.equal(plane.drops().services.svc.idle_timeout, 1);
+      },
+    );
+  } finally {
+    await a.close();
+  }
+});
