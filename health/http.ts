@@ -223,21 +223,38 @@ async function open(
   spec: HttpSpec,
   options: HttpOptions,
 ): Promise<Deno.Conn | { reason: string }> {
+  const started = performance.now();
   const tcp = await connectWithin(target, options);
   if ("reason" in tcp || !spec.tls) return tcp;
+  // The handshake shares the check's timeout: a server that accepts and then says
+  // nothing must not hold the check.
+  let current: Deno.Conn = tcp;
+  let timedOut = false;
+  const close = () => {
+    try {
+      current.close();
+    } catch { /* closed */ }
+  };
+  const timer = setTimeout(() => {
+    timedOut = true;
+    close();
+  }, Math.max(0, options.timeout - (performance.now() - started)));
   try {
     const tls = await Deno.startTls(tcp, {
       hostname: spec.host ?? target.host,
       caCerts: options.caCerts,
     });
+    current = tls;
+    await tls.handshake();
     return tls;
   } catch (error) {
-    try {
-      tcp.close();
-    } catch { /* closed */ }
+    close();
+    if (timedOut) return { reason: timeoutReason(options.timeout, "in the TLS handshake") };
     return {
       reason: `tls failed: ${head(error instanceof Error ? error.message : String(error))}`,
     };
+  } finally {
+    clearTimeout(timer);
   }
 }
 

@@ -247,3 +247,86 @@ Deno.test("dechunk waits for the last chunk and rejects a bad size", () => {
   assert.equal(new TextDecoder().decode(dechunk(e("3\r\nabc\r\n1;x=y\r\nd\r\n0\r\n\r\n"))), "abcd");
   assert.throws(() => dechunk(e("zz\r\n")), /bad chunk size/);
 });
+
+Deno.test("an https check verifies the server certificate and then checks the status", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "fulcrum-tls-" });
+  try {
+    const made = await new Deno.Command("openssl", {
+      args: [
+        "req",
+        "-x509",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+        "-days",
+        "1",
+        "-subj",
+        "/CN=fulcrum-test",
+        "-addext",
+        "subjectAltName=IP:127.0.0.1",
+        "-addext",
+        "basicConstraints=critical,CA:FALSE",
+        "-keyout",
+        `${dir}/key.pem`,
+        "-out",
+        `${dir}/cert.pem`,
+      ],
+      stdout: "null",
+      stderr: "null",
+    }).output().catch(() => undefined);
+    if (!made?.success) {
+      console.log("skipped: openssl could not make a test certificate");
+      return;
+    }
+    const cert = await Deno.readTextFile(`${dir}/cert.pem`);
+    const key = await Deno.readTextFile(`${dir}/key.pem`);
+    const server = Deno.serve(
+      { hostname: "127.0.0.1", port: 0, cert, key, onListen() {} },
+      (req) =>
+        new Response("secure ok", { status: new URL(req.url).pathname === "/ok" ? 200 : 503 }),
+    );
+    try {
+      const t = { host: "127.0.0.1", port: server.addr.port };
+      const untrusted = await checkHttp(t, spec({ path: "/ok", tls: true }), { timeout: 2000 });
+      assert.equal(untrusted.ok, false);
+      assert.match(untrusted.reason, /^tls failed: /);
+      const trusted = { timeout: 2000, caCerts: [cert] };
+      assert.deepEqual(
+        await checkHttp(
+          t,
+          spec({ path: "/ok", tls: true, expect: { status: 200, body_regex: "secure" } }),
+          trusted,
+        ),
+        { ok: true, reason: "status 200" },
+      );
+      assert.deepEqual(await checkHttp(t, spec({ path: "/no", tls: true }), trusted), {
+        ok: false,
+        reason: "status 503",
+      });
+      // A plain TCP server that never answers the handshake times out.
+      const mute = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+      const held: Deno.Conn[] = [];
+      const accepting = (async () => {
+        for await (const c of mute) held.push(c);
+      })().catch(() => {});
+      try {
+        const r = await checkHttp(
+          { host: "127.0.0.1", port: (mute.addr as Deno.NetAddr).port },
+          spec({ tls: true }),
+          { timeout: 200, caCerts: [cert] },
+        );
+        assert.deepEqual(r, { ok: false, reason: "timeout after 200ms in the TLS handshake" });
+      } finally {
+        mute.close();
+        for (const c of held) c.close();
+        await accepting;
+      }
+    } finally {
+      await server.shutdown();
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

@@ -79,7 +79,9 @@ Deno.test("a stopped backend goes down after fall checks and comes back after ri
   const { health, states, events, logs } = setup();
   try {
     await health.start(
-      model({ web: { check: { type: "tcp" }, servers: [{ address, weight: 3 }] } }),
+      model({
+        web: { check: { type: "tcp", interval: "200ms" }, servers: [{ address, weight: 3 }] },
+      }),
     );
     assert.equal(states.get("web", address)?.health, "up");
     assert.equal(states.get("web", address)?.effectiveWeight, 3);
@@ -90,8 +92,9 @@ Deno.test("a stopped backend goes down after fall checks and comes back after ri
     const stoppedAt = performance.now();
     await until("down", () => states.get("web", address)?.health === "down");
     const took = performance.now() - stoppedAt;
-    // fall (2) × interval (60ms), give or take one interval plus scheduling slack.
-    assert.ok(took < 2 * 60 + 60 + 150, `down after ${took}ms`);
+    // fall (2) × interval (200ms), give or take one interval, plus slack for a busy machine.
+    assert.ok(took < 2 * 200 + 200 + 400, `down after ${took}ms`);
+    assert.ok(took > 200 - 50, `down after ${took}ms: fewer than fall checks`);
     const down = states.get("web", address)!;
     assert.equal(down.reason, "connect refused");
     assert.equal(down.effectiveWeight, 0);
@@ -151,6 +154,34 @@ Deno.test("an http check against a server answering 503 marks it down with the s
     status = 200;
     await until("up", () => states.get("web", address)?.health === "up");
     assert.equal(states.get("web", address)?.reason, "status 200");
+  } finally {
+    await health.stop();
+    await server.shutdown();
+  }
+});
+
+Deno.test("a server that turns slow goes down with a timeout and comes back when fast", async () => {
+  let delay = 0;
+  const server = Deno.serve(
+    { hostname: "127.0.0.1", port: 0, onListen() {} },
+    async () => {
+      if (delay) await new Promise((r) => setTimeout(r, delay));
+      return new Response("ok");
+    },
+  );
+  const address = `127.0.0.1:${server.addr.port}`;
+  const { health, states, logs } = setup();
+  try {
+    await health.start(model({
+      web: { check: { type: "http", timeout: "150ms" }, servers: [{ address }] },
+    }));
+    await until("a first check", () => health.pools()[0].servers[0].last_check !== null);
+    delay = 400;
+    await until("down", () => states.get("web", address)?.health === "down");
+    assert.equal(states.get("web", address)?.reason, "timeout after 150ms");
+    assert.ok(logs.some((l) => /server down.*reason="timeout after 150ms"/.test(l)));
+    delay = 0;
+    await until("up", () => states.get("web", address)?.health === "up");
   } finally {
     await health.stop();
     await server.shutdown();
