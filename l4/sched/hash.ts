@@ -179,14 +179,81 @@ export function hsiphash(bytes: Uint8Array, k0: bigint, k1: bigint): number {
   return Number((v0 ^ v1 ^ v2 ^ v3) & 0xffffffffn);
 }
 
+// SipHash state as 32-bit halves: [v0h, v0l, v1h, v1l, v2h, v2l, v3h, v3l].
+const sip = new Uint32Array(8);
+
+function add(a: number, b: number): void {
+  const lo = sip[a + 1] + sip[b + 1];
+  sip[a] = sip[a] + sip[b] + (lo > 0xffffffff ? 1 : 0);
+  sip[a + 1] = lo;
+}
+
+/** x = rotl(x, bits) ^ y, for 0 < bits < 32. */
+function rotlXor(x: number, bits: number, y: number): void {
+  const h = sip[x];
+  const l = sip[x + 1];
+  sip[x] = ((h << bits) | (l >>> (32 - bits))) ^ sip[y];
+  sip[x + 1] = ((l << bits) | (h >>> (32 - bits))) ^ sip[y + 1];
+}
+
+function swap(x: number): void {
+  const h = sip[x];
+  sip[x] = sip[x + 1];
+  sip[x + 1] = h;
+}
+
+function sipRound(): void {
+  add(0, 2);
+  rotlXor(2, 13, 0);
+  swap(0);
+  add(4, 6);
+  rotlXor(6, 16, 4);
+  add(0, 6);
+  rotlXor(6, 21, 0);
+  add(4, 2);
+  rotlXor(2, 17, 4);
+  swap(4);
+}
+
+/**
+ * {@link hsiphash} of one 32-bit value (its 4 little-endian bytes) with the key words
+ * split in 32-bit halves: the hot path of mh, without BigInt.
+ */
+export function hsiphashU32(
+  value: number,
+  k0hi: number,
+  k0lo: number,
+  k1hi: number,
+  k1lo: number,
+): number {
+  sip[0] = 0x736f6d65 ^ k0hi;
+  sip[1] = 0x70736575 ^ k0lo;
+  sip[2] = 0x646f7261 ^ k1hi;
+  sip[3] = 0x6e646f6d ^ k1lo;
+  sip[4] = 0x6c796765 ^ k0hi;
+  sip[5] = 0x6e657261 ^ k0lo;
+  sip[6] = 0x74656462 ^ k1hi;
+  sip[7] = 0x79746573 ^ k1lo;
+  // The final block: the 4 bytes of value, the length 4 in the top byte.
+  const bh = 4 << 24;
+  sip[6] ^= bh;
+  sip[7] ^= value;
+  sipRound();
+  sip[0] ^= bh;
+  sip[1] ^= value;
+  sip[5] ^= 0xff;
+  sipRound();
+  sipRound();
+  sipRound();
+  return (sip[1] ^ sip[3] ^ sip[5] ^ sip[7]) >>> 0;
+}
+
 const MH_KEY1 = 2654435761n;
 const MH_KEY2 = 2654446892n;
-const scratch = new Uint8Array(4);
-const scratchView = new DataView(scratch.buffer);
 
 function mhHash(address: string, port: number, key: bigint, offset: number): number {
-  scratchView.setUint32(0, (offset + port + foldAddress(address)) >>> 0, true);
-  return hsiphash(scratch, key, key);
+  const k = Number(key);
+  return hsiphashU32((offset + port + foldAddress(address)) >>> 0, 0, k, 0, k);
 }
 
 function fls(x: number): number {

@@ -5,6 +5,7 @@ import {
   foldAddress,
   hash32,
   hsiphash,
+  hsiphashU32,
   maglevTable,
   MH_TABLE_SIZE,
   shSlot,
@@ -88,6 +89,20 @@ Deno.test("hsiphash matches the kernel's 64-bit self-test vectors", () => {
   assert.equal(hsiphash(input(4), k0, k1), 0x88d38328);
   assert.equal(hsiphash(input(8), k0, k1), 0x8d299a8e);
   assert.equal(hsiphash(input(12), k0, k1), 0x57b4d9a2);
+});
+
+Deno.test("the 32-bit hsiphash agrees with the byte version and the kernel vector", () => {
+  // Kernel vector 4: bytes 00 01 02 03 = 0x03020100 little-endian.
+  assert.equal(hsiphashU32(0x03020100, 0x07060504, 0x03020100, 0x0f0e0d0c, 0x0b0a0908), 0x88d38328);
+  const bytes = new Uint8Array(4);
+  const view = new DataView(bytes.buffer);
+  for (const v of [0, 1, 0xffffffff, 0x0a000001, 0xdeadbeef, 2654435761]) {
+    view.setUint32(0, v, true);
+    assert.equal(
+      hsiphashU32(v, 0, 2654435761, 0, 2654435761),
+      hsiphash(bytes, 2654435761n, 2654435761n),
+    );
+  }
 });
 
 Deno.test("mh fills the 4093-slot table in proportion to weight", () => {

@@ -159,14 +159,15 @@ export function pickTwos(
   return choice1;
 }
 
-function cryptoU32(): number {
-  return crypto.getRandomValues(new Uint32Array(1))[0];
+/** A pseudo-random 32-bit value, like the kernel's prandom_u32 (not for secrets). */
+function randomU32(): number {
+  return (Math.random() * 0x100000000) >>> 0;
 }
 
 /** One of lc, wlc, sed, nq, fo, ovf, twos. */
 export function createLeastConnection(name: Name, options: SchedulerOptions = {}): Scheduler {
   let list: readonly SchedDest[] = [];
-  const random = options.random ?? cryptoU32;
+  const random = options.random ?? randomU32;
   const pickers: Record<Name, (l: readonly SchedDest[]) => SchedDest | undefined> = {
     lc: pickLc,
     wlc: pickWlc,

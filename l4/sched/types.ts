@@ -61,7 +61,7 @@ export interface Scheduler {
 export interface SchedulerOptions {
   /** `sh-fallback`, `sh-port`, `mh-fallback`, `mh-port` (ipvsadm `-b`). */
   readonly flags?: readonly string[];
-  /** Uniform random 32-bit unsigned integers (twos); defaults to crypto. */
+  /** Uniform random 32-bit unsigned integers (twos); defaults to Math.random. */
   readonly random?: () => number;
   /** lblc/lblcr: how long an unused cache entry lives (kernel default 24 h). */
   readonly expiration?: number;
