@@ -158,8 +158,11 @@ export class PoolRuntime {
       const bound = options.loadBound ?? 1.25;
       // Balance: bounded by the recent request rate, so noise in small in-flight
       // counts does not scatter keys (bench/l7_cache.ts measures the difference).
+      // A server with nothing in flight is never over its bound: at low load the
+      // same key always goes to the same server.
       let pick = pickBounded(this.#ring, hash, {
-        load: (i) => (exclude?.has(servers[i]) ? Infinity : servers[i].recent),
+        load: (i) =>
+          exclude?.has(servers[i]) ? Infinity : servers[i].inflight ? servers[i].recent : 0,
         totalLoad: this.#recentTotal,
         bound,
       });

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import type { PoolModel } from "../config/model.ts";
 import { parseEndpoint } from "../config/address.ts";
 import type { Endpoint } from "../config/address.ts";
-import { PoolRuntime } from "./pool.ts";
+import { PoolRuntime, type ServerRuntime } from "./pool.ts";
 
 function model(servers: { address: string; weight?: number; backup?: boolean }[]): PoolModel {
   return {
@@ -105,12 +105,25 @@ Deno.test("a server with too many requests in flight is passed even when its rat
 Deno.test("the recent-rate bound keeps a hot key's server within bound × its share", () => {
   const pool = new PoolRuntime(three, () => undefined);
   const counts = new Map<string, number>();
+  const inflight: ServerRuntime[] = [];
   for (let i = 0; i < 3000; i++) {
     const key = i % 2 === 0 ? "/hot" : `/cold/${i}`;
     const pick = pool.pick({ key, loadBound: 1.25 })!;
     pool.acquire(pick.server);
-    pool.release(pick.server);
+    inflight.push(pick.server);
+    if (inflight.length > 8) pool.release(inflight.shift()!); // 8 requests in flight
     counts.set(pick.server.address, (counts.get(pick.server.address) ?? 0) + 1);
   }
   for (const [address, n] of counts) assert.ok(n <= 1.3 * 1000, `${address} took ${n} of 3000`);
+});
+
+Deno.test("at low load one key keeps its server however often it is asked for", () => {
+  const pool = new PoolRuntime(three, () => undefined);
+  const home = pool.pick({ key: "/a.jpg" })!.server;
+  for (let i = 0; i < 500; i++) {
+    const pick = pool.pick({ key: "/a.jpg", loadBound: 1.25 })!;
+    assert.equal(pick.server, home);
+    pool.acquire(pick.server);
+    pool.release(pick.server);
+  }
 });

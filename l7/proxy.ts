@@ -107,7 +107,7 @@ export class Upstreams {
   async open(server: ServerRuntime, timeout: number): Promise<Upstream> {
     const conn = await connectWithin(server.host, server.port, timeout);
     this.opened++;
-    return { conn, reader: new Reader(conn, 64 * 1024), address: server.address, uses: 0 };
+    return { conn, reader: new Reader(conn, 32 * 1024), address: server.address, uses: 0 };
   }
 
   /** Idle connections held now. */
@@ -918,13 +918,15 @@ async function copyResponse(
 ): Promise<void> {
   let pending: Uint8Array | undefined = head;
   const send = async (bytes: Uint8Array) => {
-    if (pending) {
+    if (pending && bytes.length <= 16384) {
       const both = new Uint8Array(pending.length + bytes.length);
       both.set(pending);
       both.set(bytes, pending.length);
       pending = undefined;
       await writeAll(dst, both);
     } else {
+      if (pending) await writeAll(dst, pending);
+      pending = undefined;
       await writeAll(dst, bytes);
     }
   };
