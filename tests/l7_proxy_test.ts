@@ -711,3 +711,63 @@ Deno.test("the explain endpoint names the rule, pool, server and ring position",
     for (const b of bs) await b.close();
   }
 });
+
+Deno.test("a TLS listener terminates TLS and tells the server the request came over https", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "fulcrum-l7-tls-" });
+  const b = backend(
+    "tls",
+    (req) =>
+      new Response(req.headers.get("x-forwarded-proto"), { headers: { "x-served-by": "tls-1" } }),
+  );
+  try {
+    const gen = await new Deno.Command("openssl", {
+      args: [
+        "req",
+        "-x509",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+        "-subj",
+        "/CN=localhost",
+        "-addext",
+        "subjectAltName=IP:127.0.0.1,DNS:localhost",
+        "-addext",
+        "basicConstraints=critical,CA:FALSE",
+        "-days",
+        "1",
+        "-keyout",
+        `${dir}/key.pem`,
+        "-out",
+        `${dir}/cert.pem`,
+      ],
+      stdout: "null",
+      stderr: "piped",
+    }).output().catch((err) => ({ success: false, stderr: te.encode(String(err)) }));
+    if (!gen.success) {
+      console.log(`skipped: openssl cannot make a test certificate: ${td.decode(gen.stderr)}`);
+      return;
+    }
+    const cert = await Deno.readTextFile(`${dir}/cert.pem`);
+    await withSwitch(
+      { html: [b.address] },
+      { rules: [{ pool: "html" }], tls: { cert: `${dir}/cert.pem`, key: `${dir}/key.pem` } },
+      async ({ port }) => {
+        const client = Deno.createHttpClient({ caCerts: [cert] });
+        try {
+          for (let i = 0; i < 3; i++) {
+            const r = await fetch(`https://127.0.0.1:${port}/secure`, { client });
+            assert.equal(r.headers.get("x-served-by"), "tls-1");
+            assert.equal(await r.text(), "https");
+          }
+        } finally {
+          client.close();
+        }
+      },
+    );
+  } finally {
+    await b.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
