@@ -17,7 +17,8 @@ export type DropReason =
   | "connect_error"
   | "idle_timeout"
   | "dest_removed"
-  | "client_error";
+  | "client_error"
+  | "server_error";
 
 /** Every drop reason, for metrics. */
 export const DROP_REASONS: readonly DropReason[] = [
@@ -30,6 +31,7 @@ export const DROP_REASONS: readonly DropReason[] = [
   "idle_timeout",
   "dest_removed",
   "client_error",
+  "server_error",
 ];
 
 /** `l4.defense` as the userspace plane uses it. */
@@ -40,7 +42,10 @@ export interface DefenseSettings {
   readonly perSource: number;
   /** Embryonic connections older than this are shed under pressure. */
   readonly embryonicTimeout: number;
-  /** IPVS drop_entry mode: 3 = always sweep embryonic connections, 1–2 = under pressure. */
+  /**
+   * The strongest of IPVS's drop_entry and secure_tcp modes: 3 = always shed idle
+   * embryonic connections, 1–2 = when the table is under pressure, 0 = only at the cap.
+   */
   readonly dropEntry: number;
 }
 
@@ -69,11 +74,15 @@ export function admit<D extends ConnDest>(
   return { admit: true };
 }
 
-/** Whether the table is under pressure: at least 3/4 of the cap, or drop_entry mode 3. */
+/**
+ * Whether idle embryonic connections should be shed now: never in mode 0; in modes 1
+ * and 2 when the table holds at least 3/4 of the cap; always in mode 3.
+ */
 export function underPressure<D extends ConnDest>(
   table: ConnTable<D>,
   settings: DefenseSettings,
 ): boolean {
+  if (settings.dropEntry <= 0) return false;
   if (settings.dropEntry >= 3) return true;
   return settings.maxConns > 0 && table.size * 4 >= settings.maxConns * 3;
 }

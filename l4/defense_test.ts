@@ -44,7 +44,7 @@ Deno.test("at the global cap the oldest embryonic connection is shed, else refus
 Deno.test("under pressure embryonic connections older than the timeout are shed", () => {
   const table = new ConnTable(timeouts);
   const conns = fill(table, 4); // created at 0, 1, 2, 3
-  const settings = { ...base, maxConns: 5, embryonicTimeout: 10 };
+  const settings = { ...base, maxConns: 5, embryonicTimeout: 10, dropEntry: 1 };
   assert.deepEqual(embryonicToShed(table, settings, 11), [conns[0], conns[1]]);
   assert.deepEqual(embryonicToShed(table, { ...settings, maxConns: 100 }, 11), [], "no pressure");
   assert.equal(

@@ -55,7 +55,7 @@ function defenseOf(model: Model): DefenseSettings {
     maxConns: d.max_conns,
     perSource: d.per_source,
     embryonicTimeout: d.embryonic_timeout,
-    dropEntry: d.drop_entry,
+    dropEntry: Math.max(d.drop_entry, d.secure_tcp),
   };
 }
 

@@ -224,6 +224,7 @@ Deno.test("a client that resets mid-stream leaves no connection behind", async (
       c.resetAndDestroy();
       await waitFor("table empty", () => plane.table.size === 0);
       await waitFor("backend socket closed", () => a.sockets.size === 0);
+      assert.equal(plane.drops().services.svc.client_error, 1, "the reset is counted once");
     });
   } finally {
     await a.close();

@@ -172,12 +172,19 @@ export function handleTcpClient(svc: ServiceRuntime, client: net.Socket, ctx: Pl
       finish();
       return;
     }
-    if (hadError) reset(other);
-    else if (!other.destroyed) other.end();
+    if (hadError) {
+      // A reset from one side: count it once, pass the reset on.
+      if (!done && !other.destroyed) {
+        svc.drop(other === server ? "client_error" : "server_error", dest);
+      }
+      reset(other);
+    } else if (!other.destroyed) other.end();
     if (++closedSides >= 2) finish();
   };
   client.on("close", (hadError: boolean) => {
     if (!connected) {
+      // The client left before the server answered.
+      if (!done) svc.drop("client_error", dest);
       server.destroy();
       finish();
       return;
