@@ -145,9 +145,11 @@ export function createL7(deps: SubsystemDeps): L7 {
         const config = byName.get(name);
         if (!config) continue;
         if (l.changed.includes(name) && !sameSocket(listener.state.config, config)) {
+          // free the socket first (the address may be the same), keep its clients
           listeners.delete(name);
-          await listener.drain(0);
+          await listener.closeSocket();
           await open(config);
+          drainInBackground(listener, listener.state.config.timeouts.drain);
         } else {
           listener.swap(routeState(config));
         }

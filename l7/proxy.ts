@@ -73,7 +73,12 @@ export interface Upstream {
   readonly address: string;
   /** Requests this connection has carried. */
   uses: number;
+  /** Epoch ms when it went idle. */
+  idleSince?: number;
 }
+
+/** Idle server connections older than this are closed, not reused (servers time out too). */
+export const UPSTREAM_IDLE_MS = 15_000;
 
 /** Idle keep-alive connections to servers, newest first per server. */
 export class Upstreams {
@@ -89,7 +94,14 @@ export class Upstreams {
 
   /** An idle connection to `address`, if any. */
   take(address: string): Upstream | undefined {
-    return this.#idle.get(address)?.pop();
+    const list = this.#idle.get(address);
+    if (!list?.length) return undefined;
+    const now = Date.now();
+    // oldest first: those the server may have closed already
+    while (list.length && now - (list[0].idleSince ?? now) > UPSTREAM_IDLE_MS) {
+      closeQuietly(list.shift()!.conn);
+    }
+    return list.pop();
   }
 
   /** Returns a connection after a complete exchange. */
@@ -100,6 +112,7 @@ export class Upstreams {
       closeQuietly(up.conn);
       return;
     }
+    up.idleSince = Date.now();
     list.push(up);
   }
 
@@ -264,9 +277,7 @@ export class ProxyListener {
    * responses carry `connection: close`) and closes whatever is left after `ms`.
    */
   async drain(ms: number): Promise<void> {
-    this.#draining = true;
-    if (this.#listener) closeQuietly(this.#listener);
-    await this.#accepting;
+    await this.closeSocket();
     const until = Date.now() + ms;
     while (this.#clients.size && Date.now() < until) {
       for (const c of this.#clients) if (c.idle) this.#close(c);
@@ -275,6 +286,13 @@ export class ProxyListener {
     }
     for (const c of this.#clients) this.#close(c);
     while (this.#clients.size) await new Promise((r) => setTimeout(r, 5));
+  }
+
+  /** Stops accepting and frees the listening socket; open clients are left to `drain`. */
+  async closeSocket(): Promise<void> {
+    this.#draining = true;
+    if (this.#listener) closeQuietly(this.#listener);
+    await this.#accepting;
   }
 
   async #accept(listener: Deno.Listener): Promise<void> {
@@ -838,7 +856,11 @@ export class ProxyListener {
         });
       } catch (err) {
         ok = false;
-        const reason = timer.fired ? "server_timeout" : "short_response";
+        const reason = err instanceof ClientGone
+          ? "client_aborted"
+          : timer.fired
+          ? "server_timeout"
+          : "short_response";
         shared.metrics.reject(this.name, reason);
         shared.log.debug("response relay failed", { server: server.address, error: String(err) });
       }
@@ -911,11 +933,16 @@ async function copyBody(
  */
 async function copyResponse(
   src: Reader,
-  dst: ByteConn,
+  to: ByteConn,
   framing: Framing,
   head: Uint8Array,
   onData: () => void,
 ): Promise<void> {
+  const dst: ByteConn = {
+    read: (p) => to.read(p),
+    write: (p) => to.write(p).catch((err) => Promise.reject(new ClientGone(String(err)))),
+    close: () => to.close(),
+  };
   let pending: Uint8Array | undefined = head;
   const send = async (bytes: Uint8Array) => {
     if (pending && bytes.length <= 16384) {
@@ -982,6 +1009,9 @@ async function copyResponse(
     if (!more) return;
   }
 }
+
+/** The client went away while its response was being written. */
+class ClientGone extends Error {}
 
 /** Pipes raw bytes both ways until either side ends, then closes both. */
 async function tunnel(a: Reader, b: Reader): Promise<void> {

@@ -771,3 +771,31 @@ Deno.test("a TLS listener terminates TLS and tells the server the request came o
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("a client that leaves mid-response is counted and the switch keeps serving", async () => {
+  const big = new Uint8Array(8 << 20);
+  const b = backend(
+    "big",
+    (req) => new URL(req.url).pathname === "/big" ? new Response(big) : new Response("small"),
+  );
+  try {
+    await withSwitch(
+      { html: [b.address] },
+      { rules: [{ pool: "html" }] },
+      async ({ port, base, l7 }) => {
+        const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+        await conn.write(te.encode("GET /big HTTP/1.1\r\nHost: x\r\n\r\n"));
+        await conn.read(new Uint8Array(1024));
+        conn.close();
+        for (let i = 0; i < 50 && l7.counters.rejected("web0", "client_aborted") === 0; i++) {
+          await new Promise((r) => setTimeout(r, 20));
+        }
+        assert.equal(l7.counters.rejected("web0", "client_aborted"), 1);
+        const r = await fetch(`${base}/small`);
+        assert.equal(await r.text(), "small");
+      },
+    );
+  } finally {
+    await b.close();
+  }
+});
