@@ -458,7 +458,6 @@ class HealthChecker implements HealthSubsystem {
   }
 
   async #run(e: Entry, gen: number, dueAt: number): Promise<void> {
-    const startedAt = this.#now();
     const t0 = performance.now();
     // TCP probes end within their timeout and are failed at once on stop; the others
     // (processes, HTTP reads) get their own abort so a restart or stop ends them now.
@@ -509,7 +508,7 @@ class HealthChecker implements HealthSubsystem {
     this.#publish(e);
     this.#arm(
       e,
-      nextProbeAt(e.machine, { ...e.check, startedAt, now, random: this.#random() }),
+      nextProbeAt(e.machine, { ...e.check, dueAt, now, random: this.#random() }),
     );
   }
 

@@ -36,15 +36,20 @@ export function firstProbeAt(now: number, options: { interval: number; random: n
 }
 
 /**
- * When the next probe should run, counted from when the last one started so that a
- * slow check does not stretch the period; never before `now`.
+ * When the next probe should run. It is counted from when the last probe was due, not
+ * from when it actually started, so a slow check or a busy event loop does not shift
+ * the server's phase; probes that stalled together do not stay bunched. A probe more
+ * than one delay late is placed at a random point of the next delay instead.
  */
 export function nextProbeAt(
   state: HealthState,
-  options: Timing & { startedAt: number; now: number; random: number },
+  options: Timing & { dueAt: number; now: number; random: number },
 ): number {
-  const delay = jittered(baseDelay(state, options), options.jitter, options.random);
-  return Math.max(options.now, options.startedAt + delay);
+  const base = baseDelay(state, options);
+  const next = options.dueAt + jittered(base, options.jitter, options.random);
+  if (next >= options.now) return next;
+  if (options.now - next <= base) return options.now;
+  return options.now + base * options.random;
 }
 
 /**

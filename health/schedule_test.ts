@@ -42,7 +42,7 @@ Deno.test("a stopped server is marked down after fall probes with fastinter betw
     });
     s = r.state;
     if (r.transition === "down") downAt = at;
-    at = nextProbeAt(s, { ...timing, startedAt: at, now: at, random: 0.5 });
+    at = nextProbeAt(s, { ...timing, dueAt: at, now: at, random: 0.5 });
   }
   // Probes at 10s (fail 1), 10.5s (fail 2), 11s (fail 3 → down).
   assert.equal(downAt, 11_000);
@@ -55,10 +55,28 @@ Deno.test("jitter spreads a delay symmetrically by the given fraction", () => {
   assert.equal(jittered(1000, 0, 0.9), 1000);
 });
 
-Deno.test("a slow probe does not stretch the period and the next probe is never in the past", () => {
+Deno.test("a late or slow probe keeps the server's phase; one stalled past a delay is re-spread", () => {
   const s = initialHealth("up", 0);
-  assert.equal(nextProbeAt(s, { ...timing, startedAt: 0, now: 300, random: 0.5 }), 2000);
-  assert.equal(nextProbeAt(s, { ...timing, startedAt: 0, now: 2500, random: 0.5 }), 2500);
+  // Due at 0, finished at 300: next is due at 2000 as planned.
+  assert.equal(nextProbeAt(s, { ...timing, dueAt: 0, now: 300, random: 0.5 }), 2000);
+  // Finished at 2500, past the planned 2000 by less than a delay: run at once.
+  assert.equal(nextProbeAt(s, { ...timing, dueAt: 0, now: 2500, random: 0.5 }), 2500);
+  // The event loop stalled for 10 s: spread over the next delay rather than all at once.
+  assert.equal(nextProbeAt(s, { ...timing, dueAt: 0, now: 10_000, random: 0.25 }), 10_500);
+  assert.equal(nextProbeAt(s, { ...timing, dueAt: 0, now: 10_000, random: 0.75 }), 11_500);
+});
+
+Deno.test("servers bunched by a stall spread out again at the next probe", () => {
+  const random = seeded(3);
+  const state = initialHealth("up", 0);
+  const t = { interval: 1000, fastinter: 1000, downinter: 1000, jitter: 0.1 };
+  // 1,000 probes all due long ago start together at t=60s after a stall.
+  const next = Array.from(
+    { length: 1000 },
+    (_, i) => nextProbeAt(state, { ...t, dueAt: i, now: 60_000, random: random() }),
+  );
+  const spread = burstiness(next, 100);
+  assert.ok(spread.max < 2 * spread.mean, `max ${spread.max} vs mean ${spread.mean}`);
 });
 
 Deno.test("1,000 servers started together are spread: no 100 ms window holds 2x the mean", () => {
@@ -75,7 +93,7 @@ Deno.test("1,000 servers started together are spread: no 100 ms window holds 2x 
         fastinter: interval,
         downinter: interval,
         jitter: 0.1,
-        startedAt: at,
+        dueAt: at,
         now: at,
         random: random(),
       });
