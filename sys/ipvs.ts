@@ -6,8 +6,16 @@
  * @module
  */
 import { formatIp, ipBytes, ipFamily } from "../config/address.ts";
-import { GenlSocket } from "./genl.ts";
-import { type Attr, attr, attrMap, decodeAttrs, NetlinkError, read } from "./netlink.ts";
+import { type GenlCommand, GenlSocket } from "./genl.ts";
+import {
+  type Attr,
+  attr,
+  attrMap,
+  decodeAttrs,
+  encodeAttrs,
+  NetlinkError,
+  read,
+} from "./netlink.ts";
 
 /** Generic netlink family name and version. */
 export const IPVS_GENL_NAME = "IPVS";
@@ -343,31 +351,52 @@ const ZERO_STATS: IpvsStats = {
 
 /** Decodes a stats nest; `wide` for STATS64 (every field u64). */
 export function decodeStats(bytes: Uint8Array, wide: boolean): IpvsStats {
-  const m = attrMap(bytes);
-  const get = (type: number, is64: boolean): number => {
-    const b = m.get(type);
-    if (!b) return 0;
-    return is64 || b.length === 8 ? Number(read.u64(b)) : read.u32(b);
-  };
-  const S = IPVS_STATS_ATTR;
+  const v = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const f = [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+  let o = 0;
+  while (o + 4 <= bytes.length) {
+    const len = v.getUint16(o, true);
+    const type = v.getUint16(o + 2, true) & 0x3fff;
+    if (len < 4 || o + len > bytes.length) break;
+    if (type >= 1 && type <= 10) {
+      f[type] = len - 4 >= 8 ? Number(v.getBigUint64(o + 4, true)) : v.getUint32(o + 4, true);
+    }
+    o += (len + 3) & ~3;
+  }
+  void wide;
   return {
-    conns: get(S.CONNS, wide),
-    inPkts: get(S.INPKTS, wide),
-    outPkts: get(S.OUTPKTS, wide),
-    inBytes: get(S.INBYTES, true),
-    outBytes: get(S.OUTBYTES, true),
-    cps: get(S.CPS, wide),
-    inpps: get(S.INPPS, wide),
-    outpps: get(S.OUTPPS, wide),
-    inbps: get(S.INBPS, wide),
-    outbps: get(S.OUTBPS, wide),
+    conns: f[1],
+    inPkts: f[2],
+    outPkts: f[3],
+    inBytes: f[4],
+    outBytes: f[5],
+    cps: f[6],
+    inpps: f[7],
+    outpps: f[8],
+    inbps: f[9],
+    outbps: f[10],
   };
 }
 
-function statsOf(m: Map<number, Uint8Array>, stats: number, stats64: number): IpvsStats {
-  const wide = m.get(stats64);
+/** Attribute payloads of one nest by type (one pass, no copies). */
+function scan(bytes: Uint8Array, max: number): (Uint8Array | undefined)[] {
+  const out: (Uint8Array | undefined)[] = new Array(max + 1);
+  const v = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  let o = 0;
+  while (o + 4 <= bytes.length) {
+    const len = v.getUint16(o, true);
+    const type = v.getUint16(o + 2, true) & 0x3fff;
+    if (len < 4 || o + len > bytes.length) break;
+    if (type <= max) out[type] = bytes.subarray(o + 4, o + len);
+    o += (len + 3) & ~3;
+  }
+  return out;
+}
+
+function statsOf(a: (Uint8Array | undefined)[], stats: number, stats64: number): IpvsStats {
+  const wide = a[stats64];
   if (wide) return decodeStats(wide, true);
-  const narrow = m.get(stats);
+  const narrow = a[stats];
   return narrow ? decodeStats(narrow, false) : ZERO_STATS;
 }
 
@@ -380,60 +409,60 @@ function protocolOf(p: number): Protocol {
 }
 
 function ipText(bytes: Uint8Array, family: 4 | 6): string {
-  return formatIp(bytes.subarray(0, family === 4 ? 4 : 16));
+  if (family === 4) return `${bytes[0]}.${bytes[1]}.${bytes[2]}.${bytes[3]}`;
+  return formatIp(bytes.subarray(0, 16));
 }
+
+const ZERO16 = new Uint8Array(16);
 
 /** Decodes the nested service attributes of a GET_SERVICE reply. */
 export function decodeService(nest: Uint8Array): IpvsServiceEntry {
-  const m = attrMap(nest);
+  const a = scan(nest, 12);
   const A = IPVS_SVC_ATTR;
-  const family = familyOf(m.has(A.AF) ? read.u16(m.get(A.AF)!) : AF[4]);
-  const fwmark = m.has(A.FWMARK) ? read.u32(m.get(A.FWMARK)!) : 0;
-  const flags = m.has(A.FLAGS) ? read.u32(m.get(A.FLAGS)!) : 0;
-  const netmaskBytes = m.get(A.NETMASK);
+  const family = familyOf(a[A.AF] ? read.u16(a[A.AF]!) : AF[4]);
+  const fwmark = a[A.FWMARK] ? read.u32(a[A.FWMARK]!) : 0;
+  const netmaskBytes = a[A.NETMASK];
   const base = {
     family,
-    protocol: protocolOf(m.has(A.PROTOCOL) ? read.u16(m.get(A.PROTOCOL)!) : 0),
-    scheduler: m.has(A.SCHED_NAME) ? read.str(m.get(A.SCHED_NAME)!) : "",
-    flags,
-    timeout: m.has(A.TIMEOUT) ? read.u32(m.get(A.TIMEOUT)!) : 0,
+    protocol: protocolOf(a[A.PROTOCOL] ? read.u16(a[A.PROTOCOL]!) : 0),
+    scheduler: a[A.SCHED_NAME] ? read.str(a[A.SCHED_NAME]!) : "",
+    flags: a[A.FLAGS] ? read.u32(a[A.FLAGS]!) : 0,
+    timeout: a[A.TIMEOUT] ? read.u32(a[A.TIMEOUT]!) : 0,
     netmask: netmaskBytes
       ? (family === 4 ? read.be32(netmaskBytes) : read.u32(netmaskBytes))
       : (family === 4 ? 0xffffffff : 128),
-    stats: statsOf(m, A.STATS, A.STATS64),
+    stats: statsOf(a, A.STATS, A.STATS64),
   };
   if (fwmark) return { ...base, protocol: "tcp", fwmark };
   return {
     ...base,
-    address: ipText(m.get(A.ADDR) ?? new Uint8Array(16), family),
-    port: m.has(A.PORT) ? read.be16(m.get(A.PORT)!) : 0,
+    address: ipText(a[A.ADDR] ?? ZERO16, family),
+    port: a[A.PORT] ? read.be16(a[A.PORT]!) : 0,
   };
 }
 
 /** Decodes the nested destination attributes of a GET_DEST reply. */
 export function decodeDest(nest: Uint8Array, serviceFamily: 4 | 6 = 4): IpvsDestEntry {
-  const m = attrMap(nest);
+  const a = scan(nest, 15);
   const D = IPVS_DEST_ATTR;
-  const u32 = (t: number) => (m.has(t) ? read.u32(m.get(t)!) : 0);
-  const family = m.has(D.ADDR_FAMILY) ? familyOf(read.u16(m.get(D.ADDR_FAMILY)!)) : serviceFamily;
+  const u32 = (t: number) => (a[t] ? read.u32(a[t]!) : 0);
+  const family = a[D.ADDR_FAMILY] ? familyOf(read.u16(a[D.ADDR_FAMILY]!)) : serviceFamily;
   const fwd = u32(D.FWD_METHOD) & 0x7;
-  const forward = (Object.keys(FWD) as Forward[]).find((k) => FWD[k] === fwd) ?? "nat";
+  const forward: Forward = fwd === 3 ? "dr" : fwd === 2 ? "tun" : fwd === 1 ? "local" : "nat";
   let tunnel: IpvsTunnel | undefined;
   if (forward === "tun") {
-    const type = m.has(D.TUN_TYPE) ? read.u8(m.get(D.TUN_TYPE)!) : 0;
-    const flags = m.has(D.TUN_FLAGS) ? read.u16(m.get(D.TUN_FLAGS)!) : 0;
+    const type = a[D.TUN_TYPE] ? read.u8(a[D.TUN_TYPE]!) : 0;
+    const flags = a[D.TUN_FLAGS] ? read.u16(a[D.TUN_FLAGS]!) : 0;
     tunnel = {
-      type: (Object.keys(TUN_TYPE) as (keyof typeof TUN_TYPE)[]).find((k) =>
-        TUN_TYPE[k] === type
-      ) ?? "ipip",
-      port: m.has(D.TUN_PORT) ? read.be16(m.get(D.TUN_PORT)!) : 0,
+      type: type === 1 ? "gue" : type === 2 ? "gre" : "ipip",
+      port: a[D.TUN_PORT] ? read.be16(a[D.TUN_PORT]!) : 0,
       csum: flags & TUN_FLAG.remcsum ? "remcsum" : flags & TUN_FLAG.csum ? "csum" : "none",
     };
   }
   return {
     family,
-    address: ipText(m.get(D.ADDR) ?? new Uint8Array(16), family),
-    port: m.has(D.PORT) ? read.be16(m.get(D.PORT)!) : 0,
+    address: ipText(a[D.ADDR] ?? ZERO16, family),
+    port: a[D.PORT] ? read.be16(a[D.PORT]!) : 0,
     forward,
     weight: u32(D.WEIGHT),
     upperThreshold: u32(D.U_THRESH),
@@ -442,7 +471,7 @@ export function decodeDest(nest: Uint8Array, serviceFamily: 4 | 6 = 4): IpvsDest
     activeConns: u32(D.ACTIVE_CONNS),
     inactiveConns: u32(D.INACT_CONNS),
     persistentConns: u32(D.PERSIST_CONNS),
-    stats: statsOf(m, D.STATS, D.STATS64),
+    stats: statsOf(a, D.STATS, D.STATS64),
   };
 }
 
@@ -478,7 +507,7 @@ function describeError(error: unknown, what: string, sched?: string): Error {
     1: "permission denied; run as root or with CAP_NET_ADMIN",
   };
   const hint = hints[error.errno];
-  const out = new Error(`${what}: ${hint ?? error.message}`);
+  const out = new Error(hint ? `${what}: ${hint}` : error.message);
   (out as Error & { errno?: number }).errno = error.errno;
   return out;
 }
@@ -604,6 +633,22 @@ export class IpvsClient {
     );
   }
 
+  /**
+   * Sends many changes, up to 128 per system call, in order. Returns for each one
+   * `undefined` (done) or its error; a failure does not stop the ones after it.
+   */
+  async batch(writes: readonly IpvsWrite[]): Promise<(Error | undefined)[]> {
+    const commands = writes.map(writeCommand);
+    const results = await this.#genl.batch(commands);
+    return results.map((r, i) => {
+      if (!r) return undefined;
+      const w = writes[i];
+      const what = commands[i].what;
+      const sched = "service" in w ? w.service.scheduler : undefined;
+      return describeError(r, typeof what === "function" ? what() : what, sched);
+    });
+  }
+
   /** Every service (one dump). */
   async services(): Promise<IpvsServiceEntry[]> {
     const replies = await this.#genl.request(IPVS_CMD.GET_SERVICE, [], {
@@ -718,6 +763,134 @@ export class IpvsClient {
   /** Closes the socket. */
   close(): void {
     this.#genl.close();
+  }
+}
+
+/** One change for {@link IpvsClient.batch}. */
+export type IpvsWrite =
+  | { readonly kind: "newService" | "setService"; readonly service: IpvsService }
+  | { readonly kind: "delService"; readonly key: ServiceKey }
+  | { readonly kind: "newDest" | "setDest"; readonly key: ServiceKey; readonly dest: IpvsDest }
+  | {
+    readonly kind: "delDest";
+    readonly key: ServiceKey;
+    readonly dest: Pick<IpvsDest, "family" | "address" | "port">;
+  };
+
+const keyCache = new WeakMap<ServiceKey, Uint8Array>();
+
+/** The encoded IPVS_CMD_ATTR_SERVICE key nest, cached per key object. */
+function keyBytes(key: ServiceKey): Uint8Array {
+  let b = keyCache.get(key);
+  if (!b) {
+    b = encodeAttrs([encodeService(key, false)]);
+    keyCache.set(key, b);
+  }
+  return b;
+}
+
+/**
+ * Encodes the attributes of a NEW/SET/DEL_DEST command straight into bytes: the
+ * service key nest (cached) then the dest nest. Same bytes as
+ * `encodeAttrs([encodeService(key, false), encodeDest(dest, full)])`, fewer allocations.
+ */
+export function encodeDestCommand(key: ServiceKey, dest: IpvsDest, full: boolean): Uint8Array {
+  const k = keyBytes(key);
+  const tun = full && dest.forward === "tun" && dest.tunnel;
+  const tunBytes = tun ? (dest.tunnel!.type === "ipip" ? 8 : 24) : 0;
+  const destLen = 4 + 20 + 8 + 8 + (full ? 32 : 0) + tunBytes;
+  const out = new Uint8Array(k.length + destLen);
+  out.set(k, 0);
+  const v = new DataView(out.buffer);
+  let o = k.length;
+  const put = (type: number, len: number) => {
+    v.setUint16(o, len, true);
+    v.setUint16(o + 2, type, true);
+    o += 4;
+  };
+  put(IPVS_CMD_ATTR.DEST | 0x8000, destLen);
+  put(IPVS_DEST_ATTR.ADDR, 20);
+  out.set(ipBytes(dest.address), o);
+  o += 16;
+  put(IPVS_DEST_ATTR.PORT, 6);
+  v.setUint16(o, dest.port, false);
+  o += 4;
+  put(IPVS_DEST_ATTR.ADDR_FAMILY, 6);
+  v.setUint16(o, AF[dest.family], true);
+  o += 4;
+  if (full) {
+    for (
+      const [t, value] of [
+        [IPVS_DEST_ATTR.FWD_METHOD, FWD[dest.forward]],
+        [IPVS_DEST_ATTR.WEIGHT, dest.weight],
+        [IPVS_DEST_ATTR.U_THRESH, dest.upperThreshold],
+        [IPVS_DEST_ATTR.L_THRESH, dest.lowerThreshold],
+      ]
+    ) {
+      put(t, 8);
+      v.setUint32(o, value >>> 0, true);
+      o += 4;
+    }
+    if (tun) {
+      put(IPVS_DEST_ATTR.TUN_TYPE, 5);
+      out[o] = TUN_TYPE[dest.tunnel!.type];
+      o += 4;
+      if (dest.tunnel!.type !== "ipip") {
+        put(IPVS_DEST_ATTR.TUN_PORT, 6);
+        v.setUint16(o, dest.tunnel!.port, false);
+        o += 4;
+        put(IPVS_DEST_ATTR.TUN_FLAGS, 6);
+        v.setUint16(o, TUN_FLAG[dest.tunnel!.csum], true);
+        o += 4;
+      }
+    }
+  }
+  return out;
+}
+
+/** The generic netlink command of one change (its error text is built only on failure). */
+export function writeCommand(w: IpvsWrite): GenlCommand {
+  switch (w.kind) {
+    case "newService":
+      return {
+        cmd: IPVS_CMD.NEW_SERVICE,
+        attrs: [encodeService(w.service, true)],
+        what: () => `add service ${serviceKeyText(w.service)}`,
+      };
+    case "setService":
+      return {
+        cmd: IPVS_CMD.SET_SERVICE,
+        attrs: [encodeService(w.service, true)],
+        what: () => `change service ${serviceKeyText(w.service)}`,
+      };
+    case "delService":
+      return {
+        cmd: IPVS_CMD.DEL_SERVICE,
+        encoded: keyBytes(w.key),
+        what: () => `delete service ${serviceKeyText(w.key)}`,
+      };
+    case "newDest":
+      return {
+        cmd: IPVS_CMD.NEW_DEST,
+        encoded: encodeDestCommand(w.key, w.dest, true),
+        what: () => `add real server ${destText(w.dest)} to ${serviceKeyText(w.key)}`,
+      };
+    case "setDest":
+      return {
+        cmd: IPVS_CMD.SET_DEST,
+        encoded: encodeDestCommand(w.key, w.dest, true),
+        what: () => `change real server ${destText(w.dest)} of ${serviceKeyText(w.key)}`,
+      };
+    case "delDest":
+      return {
+        cmd: IPVS_CMD.DEL_DEST,
+        encoded: encodeDestCommand(
+          w.key,
+          { ...w.dest, forward: "nat", weight: 0, upperThreshold: 0, lowerThreshold: 0 },
+          false,
+        ),
+        what: () => `delete real server ${destText(w.dest)} of ${serviceKeyText(w.key)}`,
+      };
   }
 }
 

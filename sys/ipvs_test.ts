@@ -5,6 +5,7 @@ import {
   decodeService,
   encodeDaemon,
   encodeDest,
+  encodeDestCommand,
   encodeService,
   encodeTimeouts,
   type IpvsDest,
@@ -383,4 +384,38 @@ Deno.test("defense sysctls are read, and written only when they differ", async (
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
+});
+
+Deno.test("the fast destination encoder writes the same bytes as the generic one", () => {
+  const key = { family: 4 as const, protocol: "tcp" as const, address: "10.0.0.1", port: 80 };
+  const base: IpvsDest = {
+    family: 4,
+    address: "10.0.1.2",
+    port: 8080,
+    forward: "nat",
+    weight: 7,
+    upperThreshold: 3,
+    lowerThreshold: 1,
+  };
+  const cases: IpvsDest[] = [
+    base,
+    { ...base, forward: "dr" },
+    { ...base, forward: "tun", tunnel: { type: "ipip", port: 0, csum: "none" } },
+    { ...base, forward: "tun", tunnel: { type: "gue", port: 6080, csum: "remcsum" } },
+    { ...base, family: 6, address: "2001:db8::2" },
+  ];
+  for (const d of cases) {
+    for (const full of [true, false]) {
+      assert.deepEqual(
+        Array.from(encodeDestCommand(key, d, full)),
+        Array.from(encodeAttrs([encodeService(key, false), encodeDest(d, full)])),
+        `${d.forward} ${d.tunnel?.type ?? ""} full=${full}`,
+      );
+    }
+  }
+  const mark = { family: 4 as const, protocol: "tcp" as const, fwmark: 9 };
+  assert.deepEqual(
+    Array.from(encodeDestCommand(mark, base, true)),
+    Array.from(encodeAttrs([encodeService(mark, false), encodeDest(base, true)])),
+  );
 });

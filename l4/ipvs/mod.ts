@@ -64,6 +64,8 @@ export interface IpvsDataplaneOptions {
   readonly resyncMs?: number;
   /** Remove owned services on stop (default true). */
   readonly removeOnStop?: boolean;
+  /** Re-read every change and check the kernel took it (default true). */
+  readonly verify?: boolean;
   /** Called with every netlink request (`write` = a change). */
   readonly onMessage?: (kind: "write" | "read", cmd: number) => void;
 }
@@ -219,6 +221,7 @@ export function createIpvsDataplane(
       reconciler = new Reconciler(client, {
         log,
         lookup: (pool, address) => deps.states.get(pool, address),
+        verify: options.verify,
       });
       try {
         await reconciler.sync(first, { full: true });

@@ -13,29 +13,35 @@ import type {
   IpvsDestEntry,
   IpvsService,
   IpvsServiceEntry,
+  IpvsWrite,
   ServiceKey,
 } from "../../sys/ipvs.ts";
 import { type DesiredService, desiredServices, keyOf, type StateLookup } from "./desired.ts";
 import { describeOp, inverse, type Observed, type Op, planChanges } from "./plan.ts";
 
 /** The kernel operations the reconciler uses (an {@link IpvsClient}). */
-export type IpvsKernel = Pick<
-  IpvsClient,
-  | "newService"
-  | "setService"
-  | "delService"
-  | "newDest"
-  | "setDest"
-  | "delDest"
-  | "services"
-  | "service"
-  | "dests"
-  | "newDaemon"
-  | "delDaemon"
-  | "daemons"
-  | "setTimeouts"
-  | "timeouts"
->;
+export type IpvsKernel =
+  & Pick<
+    IpvsClient,
+    | "newService"
+    | "setService"
+    | "delService"
+    | "newDest"
+    | "setDest"
+    | "delDest"
+    | "services"
+    | "service"
+    | "dests"
+    | "newDaemon"
+    | "delDaemon"
+    | "daemons"
+    | "setTimeouts"
+    | "timeouts"
+  >
+  & {
+    /** Many changes per system call, when the kernel side offers it ({@link IpvsClient.batch}). */
+    batch?(writes: readonly IpvsWrite[]): Promise<(Error | undefined)[]>;
+  };
 
 /** A service read from the kernel with its destinations' counters. */
 export interface ObservedFull {
@@ -52,6 +58,8 @@ export interface SyncResult {
 export interface ReconcilerOptions {
   readonly log: Logger;
   readonly lookup: StateLookup;
+  /** Re-read what changed and check it (default true). */
+  readonly verify?: boolean;
 }
 
 /** Reads the whole table: every service and its destinations. */
@@ -79,6 +87,21 @@ async function applyOp(kernel: IpvsKernel, op: Op): Promise<void> {
   }
 }
 
+function writeOf(op: Op): IpvsWrite {
+  switch (op.kind) {
+    case "newService":
+    case "setService":
+      return { kind: op.kind, service: op.service };
+    case "delService":
+      return { kind: "delService", key: op.before.service };
+    case "newDest":
+    case "setDest":
+      return { kind: op.kind, key: op.key, dest: op.dest };
+    case "delDest":
+      return { kind: "delDest", key: op.key, dest: op.before };
+  }
+}
+
 function keyOfOp(op: Op): string {
   switch (op.kind) {
     case "newService":
@@ -102,6 +125,7 @@ export class Reconciler {
   readonly #kernel: IpvsKernel;
   readonly #log: Logger;
   readonly #lookup: StateLookup;
+  readonly #verifyChanges: boolean;
   readonly #owned = new Set<string>();
   #cache = new Map<string, Observed>();
   #chain: Promise<unknown> = Promise.resolve();
@@ -114,6 +138,7 @@ export class Reconciler {
     this.#kernel = kernel;
     this.#log = options.log;
     this.#lookup = options.lookup;
+    this.#verifyChanges = options.verify ?? true;
   }
 
   /** The services currently desired (after the last successful sync). */
@@ -179,7 +204,8 @@ export class Reconciler {
       for (const op of ops) {
         this.#log.info(options.repair ? "ipvs repair" : "ipvs change", { op: describeOp(op) });
       }
-      await this.#verify(scoped, ops);
+      if (this.#verifyChanges) await this.#verify(scoped, ops);
+      else this.#cache.clear();
     }
     this.lastError = undefined;
     return { ops };
@@ -187,44 +213,91 @@ export class Reconciler {
 
   async #apply(ops: readonly Op[]): Promise<void> {
     const done: Op[] = [];
-    for (const op of ops) {
-      try {
-        await applyOp(this.#kernel, op);
-        done.push(op);
-      } catch (error) {
-        this.counters.failures++;
-        const undo = done.reverse().flatMap(inverse);
-        let clean = true;
-        for (const u of undo) {
-          try {
-            await applyOp(this.#kernel, u);
-          } catch (undoError) {
-            clean = false;
-            this.#log.error("ipvs rollback failed", {
-              op: describeOp(u),
-              error: String(undoError),
-            });
-          }
+    let failed: { op: Op; error: Error } | undefined;
+    if (this.#kernel.batch && ops.length > 1) {
+      const results = await this.#kernel.batch(ops.map(writeOf));
+      results.forEach((r, i) => {
+        if (!r) done.push(ops[i]);
+        else if (!failed) failed = { op: ops[i], error: r };
+      });
+    } else {
+      for (const op of ops) {
+        try {
+          await applyOp(this.#kernel, op);
+          done.push(op);
+        } catch (error) {
+          failed = { op, error: error as Error };
+          break;
         }
-        if (undo.length) this.counters.rollbacks++;
-        this.#cache.clear();
-        const svc = op.kind === "delService"
-          ? op.before.service
-          : op.kind === "newService" || op.kind === "setService"
-          ? op.service
-          : op.key;
-        const message = `l4 service "${op.name}" (${serviceText(svc)}): ${
-          (error as Error).message
-        }; ${clean ? "nothing was changed" : "the rollback was incomplete, see the log"}`;
-        this.lastError = message;
-        throw new Error(message);
       }
     }
+    if (!failed) return;
+    this.counters.failures++;
+    const undo = done.reverse().flatMap(inverse);
+    let clean = true;
+    if (undo.length) {
+      this.counters.rollbacks++;
+      const results = this.#kernel.batch
+        ? await this.#kernel.batch(undo.map(writeOf))
+        : await this.#undoEach(undo);
+      results.forEach((r, i) => {
+        if (!r) return;
+        clean = false;
+        this.#log.error("ipvs rollback failed", { op: describeOp(undo[i]), error: String(r) });
+      });
+    }
+    this.#cache.clear();
+    const op = failed.op;
+    const svc = op.kind === "delService"
+      ? op.before.service
+      : op.kind === "newService" || op.kind === "setService"
+      ? op.service
+      : op.key;
+    const message = `l4 service "${op.name}" (${serviceText(svc)}): ${failed.error.message}; ${
+      clean ? "nothing was changed" : "the rollback was incomplete, see the log"
+    }`;
+    this.lastError = message;
+    throw new Error(message);
+  }
+
+  async #undoEach(undo: readonly Op[]): Promise<(Error | undefined)[]> {
+    const out: (Error | undefined)[] = [];
+    for (const u of undo) {
+      try {
+        await applyOp(this.#kernel, u);
+        out.push(undefined);
+      } catch (error) {
+        out.push(error as Error);
+      }
+    }
+    return out;
   }
 
   /** Re-reads the services the ops touched and checks the plan is now empty. */
   async #verify(scoped: readonly DesiredService[], ops: readonly Op[]): Promise<void> {
     const touched = new Set(ops.map(keyOfOp));
+    if (touched.size > 32) {
+      // Cheaper as one pass: a dump of services, then one of each service's dests.
+      const all = await observeAll(this.#kernel);
+      this.#cache = new Map(all.map((o) => [keyOf(o.service), o]));
+    } else {
+      await this.#reread(touched, ops);
+    }
+    const again = planChanges(
+      scoped.filter((d) => touched.has(d.key)),
+      [...this.#cache.entries()].filter(([k]) => touched.has(k)).map(([, o]) => o),
+      { owned: new Set(), removeForeign: false },
+    );
+    if (again.length) {
+      const message = `the kernel did not take ${again.length} change(s) (${
+        again.map(describeOp).join("; ")
+      }); check dmesg for IPVS errors`;
+      this.lastError = message;
+      throw new Error(message);
+    }
+  }
+
+  async #reread(touched: ReadonlySet<string>, ops: readonly Op[]): Promise<void> {
     for (const key of touched) {
       const sample = ops.find((op) => keyOfOp(op) === key)!;
       const svcKey = sample.kind === "delService"
@@ -238,18 +311,6 @@ export class Reconciler {
         continue;
       }
       this.#cache.set(key, { service, dests: await this.#kernel.dests(svcKey) });
-    }
-    const again = planChanges(
-      scoped.filter((d) => touched.has(d.key)),
-      [...this.#cache.entries()].filter(([k]) => touched.has(k)).map(([, o]) => o),
-      { owned: new Set(), removeForeign: false },
-    );
-    if (again.length) {
-      const message = `the kernel did not take ${again.length} change(s) (${
-        again.map(describeOp).join("; ")
-      }); check dmesg for IPVS errors`;
-      this.lastError = message;
-      throw new Error(message);
     }
   }
 
