@@ -8,6 +8,7 @@ import type { AdminEnv } from "../subsystem.ts";
 import { Rtnl } from "../sys/rtnl.ts";
 import { ifNameToIndex } from "../sys/libc.ts";
 import { canUseNetns, Netns } from "../tests/netns.ts";
+import { diff } from "../config/diff.ts";
 import { createVrrp } from "./mod.ts";
 import { RoleBoard } from "./role.ts";
 
@@ -76,6 +77,7 @@ Deno.test({
     ], { check: false, timeoutMs: 120_000 });
     assert.equal(r.code, 0, r.stdout + r.stderr);
     assert.match(r.stdout, /alone on a LAN.* \.\.\. ok/);
+    assert.match(r.stdout, /tracked interface .* \.\.\. ok/);
   } finally {
     await ns.delete();
   }
@@ -228,5 +230,84 @@ Deno.test({
     rtnl.close();
     await Deno.remove(dir, { recursive: true });
     await ip(["link", "del", "fva0"]).catch(() => {});
+  }
+});
+
+Deno.test({
+  name:
+    "a tracked interface going down faults the instance; reload adds, changes and removes instances",
+  ignore: !inChild,
+  sanitizeResources: false,
+  sanitizeOps: false,
+}, async () => {
+  await ip(["link", "add", "fve0", "type", "veth", "peer", "name", "fvf0"]);
+  await ip(["link", "add", "fvc0", "type", "veth", "peer", "name", "fvd0"]);
+  await ip(["addr", "add", "10.8.0.1/24", "dev", "fve0"]);
+  for (const l of ["fve0", "fvf0", "fvc0", "fvd0"]) await ip(["link", "set", l, "up"]);
+  const rtnl = new Rtnl();
+  const d = deps();
+  const vrrp = createVrrp(d);
+  const index = ifNameToIndex("fve0");
+  const vips = async () =>
+    (await rtnl.addresses(index)).map((a) => a.address).filter((a) =>
+      a.startsWith("10.8.0.") && a !== "10.8.0.1"
+    ).sort();
+  const inst = (
+    name: string,
+    vrid: number,
+    priority: number,
+    extra: Record<string, unknown> = {},
+  ) => ({
+    name,
+    interface: "fve0",
+    vrid,
+    priority,
+    advert_interval: "100ms",
+    virtual_ipaddress: [`10.8.0.${100 + vrid}/24`],
+    ...extra,
+  });
+  try {
+    const first = model({
+      instances: [inst("c", 1, 100, { track: { interfaces: ["fvc0"] } }), inst("e", 2, 100)],
+    });
+    await vrrp.start(first);
+    await waitFor(
+      () => d.roles.get("c") === "master" && d.roles.get("e") === "master",
+      "both master",
+    );
+    await ip(["link", "set", "fvc0", "down"]);
+    await waitFor(() => d.roles.get("c") === "fault", "fault on tracked interface down");
+    assert.deepEqual(vrrp.list().find((i) => i.name === "c")!.faults, ["interface fvc0"]);
+    assert.equal(vrrp.status().state, "degraded");
+    await waitFor(async () => (await vips()).join() === "10.8.0.102", "c's VIP removed");
+    await ip(["link", "set", "fvc0", "up"]);
+    await waitFor(() => d.roles.get("c") === "master", "master again when the interface is back");
+
+    // reload: e removed (VIP released), f added, c changed (priority)
+    const secondInstances = [
+      inst("c", 1, 150, { track: { interfaces: ["fvc0"] } }),
+      inst("f", 3, 100),
+    ];
+    const second = model({ instances: secondInstances });
+    await vrrp.apply(second, diff(first, second));
+    assert.equal(d.roles.get("e"), "init");
+    await waitFor(
+      () => d.roles.get("c") === "master" && d.roles.get("f") === "master",
+      "c and f master",
+    );
+    assert.equal(vrrp.list().find((i) => i.name === "c")!.priority, 150);
+    await waitFor(
+      async () => (await vips()).join() === "10.8.0.101,10.8.0.103",
+      "VIPs follow the reload",
+    );
+    const off = model({ enabled: false, instances: secondInstances });
+    await vrrp.apply(off, diff(second, off));
+    assert.equal(vrrp.status().state, "disabled");
+    assert.deepEqual(await vips(), []);
+  } finally {
+    await vrrp.stop();
+    rtnl.close();
+    await ip(["link", "del", "fve0"]).catch(() => {});
+    await ip(["link", "del", "fvc0"]).catch(() => {});
   }
 });
