@@ -96,6 +96,13 @@ async function bulk(port: number): Promise<number> {
   return size / 1e6 / time;
 }
 
+/** CPU seconds (user + system) a process has used so far. */
+function cpuSeconds(pid: number): number {
+  const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return (Number(fields[11]) + Number(fields[12])) / 100;
+}
+
 function fmt(n: number, digits = 0): string {
   return n.toLocaleString("en-US", {
     maximumFractionDigits: digits,
@@ -155,8 +162,9 @@ ${BACKENDS.map((p, i) => `  server s${i} 127.0.0.1:${p}`).join("\n")}\n`,
       }),
     );
     children.push(spawn(["nginx", "-c", `${dir}/nginx.conf`]));
-    children.push(spawn(["taskset", "-c", "1", "haproxy", "-f", `${dir}/haproxy.cfg`]));
-    children.push(spawn([
+    const haproxy = spawn(["taskset", "-c", "1", "haproxy", "-f", `${dir}/haproxy.cfg`]);
+    children.push(haproxy);
+    const fulcrum = spawn([
       "taskset",
       "-c",
       "1",
@@ -166,31 +174,52 @@ ${BACKENDS.map((p, i) => `  server s${i} 127.0.0.1:${p}`).join("\n")}\n`,
       new URL(import.meta.url).pathname,
       "--serve",
       `${dir}/fulcrum.json`,
-    ]));
+    ]);
+    children.push(fulcrum);
+    const pids = { haproxy: haproxy.pid, fulcrum: fulcrum.pid };
     for (const p of [...BACKENDS, PORTS.haproxy, PORTS.fulcrum]) await waitPort(p);
     const rps = { haproxy: [] as number[], fulcrum: [] as number[] };
     const mbs = { haproxy: [] as number[], fulcrum: [] as number[] };
+    // CPU microseconds the proxy spent per request, and per MB of bulk: unlike the
+    // rates, these hardly move when other work shares the machine.
+    const usPerReq = { haproxy: [] as number[], fulcrum: [] as number[] };
+    const msPerMB = { haproxy: [] as number[], fulcrum: [] as number[] };
     for (let r = 0; r < rounds; r++) {
       for (const who of r % 2 ? ["haproxy", "fulcrum"] as const : ["fulcrum", "haproxy"] as const) {
-        rps[who].push(await wrk(PORTS[who], seconds));
+        let cpu = cpuSeconds(pids[who]);
+        const rate = await wrk(PORTS[who], seconds);
+        rps[who].push(rate);
+        usPerReq[who].push(((cpuSeconds(pids[who]) - cpu) * 1e6) / (rate * seconds));
+        cpu = cpuSeconds(pids[who]);
         mbs[who].push(await bulk(PORTS[who]));
+        msPerMB[who].push(((cpuSeconds(pids[who]) - cpu) * 1e3) / ((1 << 30) / 1e6));
       }
     }
     const best = (xs: number[]) => Math.max(...xs);
+    const least = (xs: number[]) => Math.min(...xs);
     console.log(`# userspace L4 vs HAProxy mode tcp (nbthread 1), both on CPU 1, clients on CPU 0`);
     console.log(
       `# ${rounds} interleaved rounds, best of each; wrk -t1 -c50 -d${seconds}s, 1 KiB body`,
     );
-    console.log(`proxy      req/s      1GiB MB/s`);
+    console.log(`proxy      req/s      1GiB MB/s   CPU µs/req   CPU ms/MB`);
     for (const who of ["haproxy", "fulcrum"] as const) {
       console.log(
-        `${who.padEnd(10)} ${fmt(best(rps[who])).padStart(9)}  ${fmt(best(mbs[who])).padStart(9)}`,
+        `${who.padEnd(10)} ${fmt(best(rps[who])).padStart(9)}  ${fmt(best(mbs[who])).padStart(9)}` +
+          `  ${fmt(least(usPerReq[who]), 1).padStart(11)}  ${
+            fmt(least(msPerMB[who]), 2).padStart(10)
+          }`,
       );
     }
     console.log(
       `ratio fulcrum/haproxy: req/s ${fmt(best(rps.fulcrum) / best(rps.haproxy), 2)}×, ` +
         `bulk ${fmt(best(mbs.fulcrum) / best(mbs.haproxy), 2)}× (goal ≥ 0.90×)`,
     );
+    console.log(
+      `CPU efficiency haproxy/fulcrum: per request ${
+        fmt(least(usPerReq.haproxy) / least(usPerReq.fulcrum), 2)
+      }×, per MB ${fmt(least(msPerMB.haproxy) / least(msPerMB.fulcrum), 2)}× (1.00× = as lean)`,
+    );
+    console.log(`# load average after the run: ${Deno.loadavg().map((x) => fmt(x, 2)).join(" ")}`);
   } finally {
     for (const c of children) {
       try {
