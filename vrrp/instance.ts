@@ -127,6 +127,7 @@ export class Instance {
   #advertsIn = 0;
   #advertsOut = 0;
   #mismatches = 0;
+  #mismatchLogged = new Set<string>();
   #errors = Object.fromEntries(REJECT_REASONS.map((r) => [r, 0])) as Record<RejectReason, number>;
   #lateLast = 0;
   #lateMax = 0;
@@ -466,7 +467,18 @@ export class Instance {
       return;
     }
     this.#advertsIn++;
-    if (decoded.intervalMismatch) this.#mismatches++;
+    if (decoded.intervalMismatch) {
+      this.#mismatches++;
+      if (!this.#mismatchLogged.has(src)) {
+        this.#mismatchLogged.add(src);
+        this.#log.warn("vrrp peer advertises another interval; following the master's (v3)", {
+          instance: this.config.name,
+          from: src,
+          theirs_ms: decoded.advert.intervalMs,
+          ours_ms: this.config.advert_interval,
+        });
+      }
+    }
     this.#feed({
       kind: "advert",
       from: src,
