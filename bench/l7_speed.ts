@@ -24,13 +24,49 @@ const BACKENDS = [18101, 18102];
 export const FULCRUM_V8_FLAGS = "--max-semi-space-size=2,--optimize-for-size";
 const V8_ARG = Deno.args.includes("--v8") ? Deno.args[Deno.args.indexOf("--v8") + 1] : undefined;
 const V8_FLAGS = V8_ARG === "none" ? "" : V8_ARG ?? FULCRUM_V8_FLAGS;
-const PORTS = { nginx: 18081, haproxy: 18082, fulcrum: 18083 };
+const PORTS = { nginx: 18081, haproxy: 18082, fulcrum: 18083, plain: 18084 };
 
 /** Parsed wrk output. */
 interface WrkResult {
   readonly rps: number;
   readonly p99ms: number;
   readonly errors: number;
+  /** CPU time the proxy spent per request (µs): steadier than req/s on a busy host. */
+  readonly cpuUs: number;
+}
+
+/** user + system CPU seconds of a process tree. */
+function cpuSeconds(pid: number): number {
+  let ticks = 0;
+  for (const p of treePids(pid)) {
+    try {
+      const stat = Deno.readTextFileSync(`/proc/${p}/stat`);
+      const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+      ticks += Number(fields[11]) + Number(fields[12]);
+    } catch { /* gone */ }
+  }
+  return ticks / 100;
+}
+
+/**
+ * The floor from DESIGN.md: a bare `Deno.serve` + `fetch` proxy, round-robin over the
+ * backends, no rules. Run in the same process layout as Fulcrum for comparison.
+ */
+async function plainMode(port: number): Promise<void> {
+  let next = 0;
+  const server = Deno.serve({ hostname: "127.0.0.1", port, onListen() {} }, (req) => {
+    const url = new URL(req.url);
+    next = (next + 1) % BACKENDS.length;
+    return fetch(`http://127.0.0.1:${BACKENDS[next]}${url.pathname}${url.search}`, {
+      method: req.method,
+      headers: req.headers,
+      body: req.body,
+    });
+  });
+  console.log("ready");
+  await new Promise<void>((resolve) => Deno.addSignalListener("SIGTERM", () => resolve()));
+  await server.shutdown();
+  Deno.exit(0);
 }
 
 async function serveMode(configPath: string): Promise<void> {
@@ -104,6 +140,7 @@ async function wrk(
   pid?: number,
 ): Promise<WrkResult & { rss: number }> {
   let rss = 0;
+  const cpuBefore = pid === undefined ? 0 : cpuSeconds(pid);
   const sampler = setInterval(() => {
     if (pid === undefined) return;
     const now = treePids(pid).map(rssOf).filter((x) => !isNaN(x)).reduce((a, b) => a + b, 0);
@@ -124,7 +161,10 @@ async function wrk(
     stderr: "piped",
   }).output();
   clearInterval(sampler);
+  const cpu = pid === undefined ? 0 : cpuSeconds(pid) - cpuBefore;
   const text = new TextDecoder().decode(out.stdout);
+  const total = Number(/(\d+) requests in/.exec(text)?.[1] ?? NaN);
+  const cpuUs = (cpu * 1e6) / total;
   const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(text)?.[1] ?? NaN);
   const p99 = /99%\s+([\d.]+)(us|ms|s)/.exec(text);
   const p99ms = p99 ? Number(p99[1]) * (p99[2] === "us" ? 0.001 : p99[2] === "s" ? 1000 : 1) : NaN;
@@ -132,7 +172,7 @@ async function wrk(
   const sock = /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(text);
   const errors = Number(err?.[1] ?? 0) +
     (sock ? Number(sock[1]) + Number(sock[2]) + Number(sock[3]) + Number(sock[4]) : 0);
-  return { rps, p99ms, errors, rss };
+  return { rps, p99ms, errors, rss, cpuUs };
 }
 
 function median(values: number[]): number {
@@ -145,6 +185,7 @@ async function main(): Promise<void> {
   const args = Deno.args;
   const serveAt = args.indexOf("--serve");
   if (serveAt >= 0) return await serveMode(args[serveAt + 1]);
+  if (args.includes("--plain")) return await plainMode(PORTS.plain);
   const seconds = args.includes("--duration") ? Number(args[args.indexOf("--duration") + 1]) : 10;
   const rounds = args.includes("--rounds") ? Number(args[args.indexOf("--rounds") + 1]) : 3;
   const dir = await Deno.makeTempDir({ prefix: "fulcrum-l7-bench-" });
@@ -230,14 +271,27 @@ backend be
       "--serve",
       `${dir}/fulcrum.json`,
     ]);
-    procs.push(nginx, haproxy, fulcrum);
+    const plain = spawn([
+      "taskset",
+      "-c",
+      "0",
+      Deno.execPath(),
+      "run",
+      "-A",
+      ...(V8_FLAGS ? [`--v8-flags=${V8_FLAGS}`] : []),
+      new URL(import.meta.url).pathname,
+      "--plain",
+    ]);
+    procs.push(nginx, haproxy, fulcrum, plain);
     await waitPort(PORTS.nginx);
     await waitPort(PORTS.haproxy);
     await waitPort(PORTS.fulcrum, 30_000);
+    await waitPort(PORTS.plain, 30_000);
     const proxies = [
       ["nginx", PORTS.nginx, nginx.pid],
       ["haproxy", PORTS.haproxy, haproxy.pid],
       ["fulcrum", PORTS.fulcrum, fulcrum.pid],
+      ["deno-plain", PORTS.plain, plain.pid],
     ] as const;
     console.log(
       `wrk -c50 -d${seconds}s, proxies pinned to CPU 0, wrk and backends on CPU 1; ` +
@@ -264,6 +318,7 @@ backend be
           rps: median(list.map((r) => r.rps)),
           p99ms: median(list.map((r) => r.p99ms)),
           errors: list.reduce((a, r) => a + r.errors, 0),
+          cpuUs: median(list.map((r) => r.cpuUs)),
           rss: Math.max(...list.map((r) => r.rss)),
         });
       }
@@ -278,16 +333,20 @@ backend be
         }):`,
       );
       console.log(
-        "proxy     req/s      p99 ms  max RSS MB  errors  vs nginx  vs haproxy  p99 vs nginx",
+        "proxy      req/s      p99 ms  max RSS MB  errors  vs nginx  vs haproxy  p99 vs nginx" +
+          "  CPU µs/req  CPU vs nginx",
       );
       for (const [name, r] of results) {
         console.log(
-          `${name.padEnd(9)} ${r.rps.toFixed(0).padStart(8)} ${r.p99ms.toFixed(2).padStart(9)} ` +
+          `${name.padEnd(10)} ${r.rps.toFixed(0).padStart(8)} ${r.p99ms.toFixed(2).padStart(9)} ` +
             `${r.rss.toFixed(1).padStart(11)} ${String(r.errors).padStart(7)} ` +
             `${(r.rps / base.rps).toFixed(2).padStart(9)} ${
               (r.rps / hap.rps).toFixed(2).padStart(11)
             } ` +
-            `${(r.p99ms / base.p99ms).toFixed(2).padStart(13)}`,
+            `${(r.p99ms / base.p99ms).toFixed(2).padStart(13)} ${
+              r.cpuUs.toFixed(1).padStart(11)
+            } ` +
+            `${(r.cpuUs / base.cpuUs).toFixed(2).padStart(13)}`,
         );
       }
     }
