@@ -147,7 +147,7 @@ interface Outgoing {
 export function decodeAck(reply: Reply): { errno: number; extack?: string } {
   const p = reply.payload;
   const view = new DataView(p.buffer, p.byteOffset, p.byteLength);
-  const errno = -view.getInt32(0, true);
+  const errno = -view.getInt32(0, true) || 0;
   if (errno === 0 || p.length < 20) return { errno };
   const origLen = view.getUint32(4, true);
   const capped = (reply.flags & 0x100) !== 0;

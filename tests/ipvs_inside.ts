@@ -208,6 +208,11 @@ Deno.test("every scheduler and forwarding method is programmed as ipvsadm shows 
     } finally {
       client.close();
     }
+    // And so does the CLI (`fulcrum ipvs list` / `save` → l4/ipvs/cli.ts).
+    const cli = (sub: string) =>
+      sh(`"${Deno.execPath()}" run -A --no-check --no-lock l4/ipvs/cli.ts ${sub}`);
+    assert.equal(await cli("list"), await sh("ipvsadm -Ln"));
+    assert.equal(await cli("save"), save);
     const views = await plane.services();
     assert.equal(views.length, SCHEDS.length + 4);
     assert.deepEqual(views.find((v) => v.name === "svc-sh")?.flags, [

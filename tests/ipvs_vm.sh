@@ -43,7 +43,7 @@ kver=$(ls /boot | sed -n 's/^vmlinuz-\(.*-amd64\)$/\1/p' | sort -V | tail -1)
   { echo "ipvs_vm.sh: no Debian amd64 kernel with ip_vs modules under /boot; install linux-image-amd64" >&2; exit 2; }
 
 cache=${XDG_CACHE_HOME:-$HOME/.cache}/fulcrum-ipvs-vm/$kver
-initrd=$cache/initrd-v1.cpio.gz
+initrd=$cache/initrd-v2.cpio.gz
 if [ ! -s "$initrd" ]; then
   mkdir -p "$cache"
   tmp=$(mktemp -d)
@@ -66,10 +66,11 @@ for m in $(cat /mods/order); do insmod /mods/$m 2>/dev/null; done
 mount -t 9p -o trans=virtio,version=9p2000.L,ro,msize=262144,cache=loose hostroot /newroot ||
   { echo "ipvs_vm: mounting the host root failed"; poweroff -f; }
 rw=$(sed -n 's/.*fulcrumvm.rw=\([^ ]*\).*/\1/p' /proc/cmdline)
+run=$(sed -n 's/.*fulcrumvm.run=\([^ ]*\).*/\1/p' /proc/cmdline)
 for d in proc sys dev; do mount --move /$d /newroot/$d 2>/dev/null || mount -t $d $d /newroot/$d; done
 for d in tmp run var/tmp; do mount -t tmpfs tmpfs /newroot/$d; done
 mount -t 9p -o trans=virtio,version=9p2000.L,msize=262144 work "/newroot$rw"
-chroot /newroot /bin/sh "$rw/.ipvs-vm/run.sh"
+chroot /newroot /bin/sh "$run"
 poweroff -f
 INIT
   # The kernel's module autoloader runs in the initramfs root: hand it to the real modprobe.
@@ -82,9 +83,9 @@ fi
 
 deno_bin=${IPVS_VM_DENO:-$(command -v deno || true)}
 deno_dir=${IPVS_VM_DENO_DIR:-${DENO_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/deno}}
-state=$here/.ipvs-vm
-rm -rf "$state"
-mkdir -p "$state"
+# One state directory per run, so runs (a test and a benchmark) can overlap.
+mkdir -p "$here/.ipvs-vm"
+state=$(mktemp -d "$here/.ipvs-vm/run.XXXXXX")
 printf '%q ' "$@" > "$state/cmd"
 cat > "$state/run.sh" <<RUN
 export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin HOME=/tmp/home LANG=C.UTF-8
@@ -100,11 +101,14 @@ sync
 RUN
 
 qemu_pid=
-cleanup() { if [ -n "$qemu_pid" ]; then kill "$qemu_pid" 2>/dev/null || true; fi; }
+cleanup() {
+  if [ -n "$qemu_pid" ]; then kill "$qemu_pid" 2>/dev/null || true; fi
+  rm -rf "$state"
+}
 trap cleanup EXIT INT TERM
 qemu-system-x86_64 -accel tcg -cpu max -smp 1 -m "${IPVS_VM_MEM:-1024}" -nographic -no-reboot \
   -kernel "/boot/vmlinuz-$kver" -initrd "$initrd" \
-  -append "console=ttyS0 quiet loglevel=3 panic=-1 fulcrumvm.rw=$here" \
+  -append "console=ttyS0 quiet loglevel=3 panic=-1 fulcrumvm.rw=$here fulcrumvm.run=$state/run.sh" \
   -virtfs local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap \
   -virtfs "local,path=$here,mount_tag=work,security_model=none,multidevs=remap" \
   -nic none > "$state/console" 2>&1 < /dev/null &
@@ -122,6 +126,4 @@ qemu_pid=
 cat "$state/stdout" 2>/dev/null || true
 cat "$state/stderr" >&2 2>/dev/null || true
 [ -s "$state/rc" ] || { echo "ipvs_vm.sh: the VM did not run the command; console:" >&2; tail -20 "$state/console" >&2; exit 2; }
-rc=$(cat "$state/rc")
-rm -rf "$state"
-exit "$rc"
+exit "$(cat "$state/rc")"
