@@ -98,7 +98,7 @@ async function withPlane(
   }
 }
 
-Deno.test("wlc over two servers alternates idle servers and counts bytes both ways", async () => {
+Deno.test("wlc sends a connection to the less loaded server; counters see bytes both ways", async () => {
   const a = await backend("a");
   const b = await backend("b");
   try {
