@@ -23,6 +23,8 @@ export interface Head {
   readonly version: string;
   /** Headers in order, names as sent. */
   readonly headers: readonly (readonly [string, string])[];
+  /** Lowercase header names, index for index (filled by the parsers). */
+  readonly names?: readonly string[];
   /** Bytes the head took, including the blank line. */
   readonly length: number;
 }
@@ -119,9 +121,15 @@ function trimOws(text: string): string {
   return a === 0 && b === text.length ? text : text.slice(a, b);
 }
 
+/** The lowercase name of header `i`. */
+export function nameAt(head: Head, i: number): string {
+  return head.names?.[i] ?? head.headers[i][0].toLowerCase();
+}
+
 function parseFields(
   list: string[],
   limits: HeadLimits,
+  names: string[],
 ): [string, string][] | { status: number; reason: string } {
   const headers: [string, string][] = [];
   for (let i = 1; i < list.length; i++) {
@@ -139,6 +147,7 @@ function parseFields(
     const value = trimOws(line.slice(colon + 1));
     if (badValueChar(value)) return { status: 400, reason: `invalid character in header ${name}` };
     headers.push([name, value]);
+    names.push(name.toLowerCase());
     if (headers.length > limits.maxHeaders) {
       return { status: 431, reason: `more than ${limits.maxHeaders} header fields` };
     }
@@ -170,11 +179,12 @@ export function parseRequestHead(buf: Uint8Array, limits: HeadLimits): HeadResul
       ? error(505, `${version} is not supported; use HTTP/1.1`)
       : error(400, "malformed HTTP version");
   }
-  const headers = parseFields(list, limits);
+  const names: string[] = [];
+  const headers = parseFields(list, limits, names);
   if (!Array.isArray(headers)) return error(headers.status, headers.reason);
   return {
     kind: "ok",
-    head: { method, target, status: 0, reason: "", version, headers, length: end },
+    head: { method, target, status: 0, reason: "", version, headers, names, length: end },
   };
 }
 
@@ -200,7 +210,8 @@ export function parseResponseHead(buf: Uint8Array, limits: HeadLimits): HeadResu
   if (!list) return error(502, "bare CR or LF in response head");
   const m = /^(HTTP\/1\.[01]) (\d{3})(?: (.*))?$/.exec(list[0]);
   if (!m) return error(502, "malformed status line");
-  const headers = parseFields(list, limits);
+  const names: string[] = [];
+  const headers = parseFields(list, limits, names);
   if (!Array.isArray(headers)) return error(502, `server sent ${headers.reason}`);
   return {
     kind: "ok",
@@ -211,6 +222,7 @@ export function parseResponseHead(buf: Uint8Array, limits: HeadLimits): HeadResu
       reason: m[3] ?? "",
       version: m[1],
       headers,
+      names,
       length: end,
     },
   };
@@ -232,8 +244,10 @@ function framingOf(
 ): FramingResult {
   let te: string | undefined;
   const lengths: string[] = [];
-  for (const [name, value] of head.headers) {
-    const n = name.toLowerCase();
+  const headers = head.headers;
+  for (let i = 0; i < headers.length; i++) {
+    const value = headers[i][1];
+    const n = nameAt(head, i);
     if (n === "transfer-encoding") te = te === undefined ? value : `${te}, ${value}`;
     else if (n === "content-length") lengths.push(...value.split(",").map((v) => v.trim()));
   }
@@ -284,7 +298,8 @@ export function responseFraming(head: Head, method: string): FramingResult {
 
 /** The first value of a header by lowercase name. */
 export function headerValue(head: Head, lowerName: string): string | undefined {
-  for (const [name, value] of head.headers) if (name.toLowerCase() === lowerName) return value;
+  const headers = head.headers;
+  for (let i = 0; i < headers.length; i++) if (nameAt(head, i) === lowerName) return headers[i][1];
   return undefined;
 }
 

@@ -17,6 +17,7 @@ import {
   type Framing,
   type Head,
   headerValue,
+  nameAt,
   parseRequestHead,
   parseResponseHead,
   requestFraming,
@@ -196,9 +197,10 @@ export function errorResponse(status: number, why: string, close: boolean): Uint
 /** Tokens of every Connection header, lowercased. */
 function connectionTokens(head: Head): string[] {
   const out: string[] = [];
-  for (const [name, value] of head.headers) {
-    if (name.length === 10 && name.toLowerCase() === "connection") {
-      for (const t of value.split(",")) out.push(t.trim().toLowerCase());
+  const headers = head.headers;
+  for (let i = 0; i < headers.length; i++) {
+    if (nameAt(head, i) === "connection") {
+      for (const t of headers[i][1].split(",")) out.push(t.trim().toLowerCase());
     }
   }
   return out;
@@ -466,8 +468,8 @@ export class ProxyListener {
       return await fail(400, "invalid request target");
     }
     let hosts = 0;
-    for (const [name] of head.headers) {
-      if (name.length === 4 && name.toLowerCase() === "host") hosts++;
+    for (let i = 0; i < head.headers.length; i++) {
+      if (nameAt(head, i) === "host") hosts++;
     }
     if (hosts > 1 || (hosts === 0 && head.version === "HTTP/1.1")) {
       this.#shared.metrics.reject(this.name, "malformed");
@@ -577,8 +579,9 @@ export class ProxyListener {
     let forwarded: string | undefined;
     let via: string | undefined;
     let hostValue: string | undefined;
-    for (const [name, value] of head.headers) {
-      const lower = name.toLowerCase();
+    for (let i = 0; i < head.headers.length; i++) {
+      const [name, value] = head.headers[i];
+      const lower = nameAt(head, i);
       if (HOP_BY_HOP.has(lower) || (listed.length && listed.includes(lower))) continue;
       if (cfg.forwarded_headers) {
         if (lower === "x-forwarded-for") {
@@ -617,8 +620,9 @@ export class ProxyListener {
     const listed = connectionTokens(head);
     let out = `HTTP/1.1 ${head.status} ${head.reason}\r\n`;
     let via: string | undefined;
-    for (const [name, value] of head.headers) {
-      const lower = name.toLowerCase();
+    for (let i = 0; i < head.headers.length; i++) {
+      const [name, value] = head.headers[i];
+      const lower = nameAt(head, i);
       if (HOP_BY_HOP.has(lower) || (listed.length && listed.includes(lower))) {
         if (!(upgrade && lower === "upgrade")) continue;
       }

@@ -126,6 +126,10 @@ export function pickBounded(ring: Ring, hash: number, options: PickOptions = {})
     for (let i = 0; i < ring.members.length; i++) total += load(i);
   }
   const members = ring.members.length;
+  const homeCap = Math.ceil((bound * (total + 1) * ring.members[home].weight) / ring.totalWeight);
+  if (load(home) + 1 <= homeCap) {
+    return { member: home, home, position: ring.positions[start], hash, diverted: false };
+  }
   const seen = new Uint8Array(members);
   let distinct = 0;
   for (let step = 0; step < count && distinct < members; step++) {

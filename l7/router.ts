@@ -4,7 +4,7 @@
  * endpoint so both decide the same way.
  * @module
  */
-import type { Head } from "./codec.ts";
+import { type Head, headerValue } from "./codec.ts";
 import type { PoolPick, PoolRuntime, ServerRuntime } from "./pool.ts";
 import { type CompiledRule, hashKey, type RequestView, type RuleTable } from "./rules.ts";
 
@@ -51,24 +51,15 @@ export function hostOnly(host: string): string {
 
 /** The view of a request that rules and hash keys read. */
 export function viewOf(head: Head, target: Target): RequestView {
-  const headers = head.headers;
   let host = target.authority;
-  if (host === undefined) {
-    for (const [name, value] of headers) {
-      if (name.length === 4 && name.toLowerCase() === "host") {
-        host = value;
-        break;
-      }
-    }
-  }
+  if (host === undefined) host = headerValue(head, "host");
   return {
     method: head.method,
     path: target.path,
     query: target.query,
     host: hostOnly(host ?? ""),
     header(lower: string): string | undefined {
-      for (const [name, value] of headers) if (name.toLowerCase() === lower) return value;
-      return undefined;
+      return headerValue(head, lower);
     },
   };
 }
