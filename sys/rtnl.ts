@@ -238,19 +238,20 @@ export class Rtnl {
 
   /**
    * Creates a macvlan `name` on top of `parent` with the given MAC (the VRRP virtual
-   * MAC for `use_vmac`) and brings it up. Returns false when it already existed.
+   * MAC for `use_vmac`), up unless `up: false`. Returns false when it already existed.
    */
   async addMacvlan(
     name: string,
     parent: number,
-    options: { mac: Uint8Array; mode?: "bridge" | "private" },
+    options: { mac: Uint8Array; mode?: "bridge" | "private"; up?: boolean },
   ): Promise<boolean> {
+    const up = options.up ?? true;
     const mode = options.mode === "private" ? MACVLAN_MODE_PRIVATE : MACVLAN_MODE_BRIDGE;
     try {
       await this.#sock.request({
         type: RTM_NEWLINK,
         flags: NLM_F_CREATE | NLM_F_EXCL,
-        header: ifinfomsg(0, IFF_UP, IFF_UP),
+        header: ifinfomsg(0, up ? IFF_UP : 0, up ? IFF_UP : 0),
         attrs: [
           attr.str(IFLA_IFNAME, name),
           attr.u32(IFLA_LINK, parent),
@@ -266,6 +267,14 @@ export class Rtnl {
       if (error instanceof NetlinkError && error.errno === EEXIST) return false;
       throw error;
     }
+  }
+
+  /** Sets interface `ifindex` administratively up or down. */
+  async setLinkUp(ifindex: number, up: boolean): Promise<void> {
+    await this.#sock.request(
+      { type: RTM_NEWLINK, flags: 0, header: ifinfomsg(ifindex, up ? IFF_UP : 0, IFF_UP) },
+      `set link ${ifindex} ${up ? "up" : "down"}`,
+    );
   }
 
   /** Deletes interface `ifindex`; false when it was already gone. */

@@ -230,3 +230,48 @@ Deno.test({
     await lab.close();
   }
 });
+
+Deno.test({
+  name: "use_vmac: the VIP answers ARP only with the virtual MAC, which moves with the VIP",
+  ignore: !ok,
+  sanitizeResources: false,
+  sanitizeOps: false,
+}, async () => {
+  const lab = await Lab.create(3);
+  try {
+    const wire = capture(lab, "arp");
+    const [a, b] = await pair(
+      lab,
+      instance(200, { use_vmac: true }),
+      instance(100, { use_vmac: true }),
+    );
+    await a.waitRole("master", 5000);
+    await onlyHolder(lab, 0);
+    const client = lab.routers[2].ns;
+    const ping = await client.exec(["ping", "-c", "1", "-W", "2", VIP], { check: false });
+    assert.equal(ping.code, 0, ping.stdout);
+    const t0 = Date.now();
+    await a.kill("SIGTERM");
+    await b.waitRole("master", 3000, t0);
+    await client.exec(["ip", "neigh", "flush", "all"]);
+    const ping2 = await client.exec(["ping", "-c", "1", "-W", "2", VIP], { check: false });
+    assert.equal(ping2.code, 0, ping2.stdout);
+    const neigh = (await client.exec(["ip", "neigh", "show", VIP])).stdout;
+    assert.match(
+      neigh,
+      /00:00:5e:00:01:33/,
+      `the client resolved the VIP to another MAC: ${neigh}`,
+    );
+    const links = (await lab.routers[0].ns.exec(["ip", "-o", "link"])).stdout;
+    assert.ok(!links.includes("vrrp.51"), "the macvlan is removed on stop");
+    const lines = await wire.stop();
+    const replies = lines.filter((l) => l.includes(`Reply ${VIP} is-at`));
+    assert.ok(replies.length >= 2, lines.join("\n"));
+    for (const r of replies) assert.match(r, /is-at 00:00:5e:00:01:33/);
+    assert.ok(
+      lines.some((l) => /^\S+ 00:00:5e:00:01:33 > ff:ff:ff:ff:ff:ff.*tell 10\.77\.0\.100,/.test(l)),
+    );
+  } finally {
+    await lab.close();
+  }
+});

@@ -111,6 +111,8 @@ export class Instance {
   #ifindex = 0;
   /** With use_vmac: the macvlan carrying the virtual MAC and the VIPs. */
   #vmacIndex?: number;
+  /** Parent sysctls changed for use_vmac, restored on stop. */
+  #sysctlRestore: [string, string][] = [];
   #primary = "";
   #timer?: Timer;
   #timerDue?: number;
@@ -225,6 +227,9 @@ export class Instance {
     await this.#reader;
     await Promise.race([this.#notify.idle(), delay(5000)]);
     if (this.#vmacIndex !== undefined) await this.#deps.rtnl.deleteLink(this.#vmacIndex);
+    for (const [path, value] of this.#sysctlRestore) {
+      await Deno.writeTextFile(path, value).catch(() => {});
+    }
     this.#deps.roles.delete(this.config.name);
   }
 
@@ -497,9 +502,32 @@ export class Instance {
   async #setupVmac(): Promise<void> {
     const name = `vrrp.${this.config.vrid}`;
     const mac = virtualMac(this.config.vrid, this.#family);
-    await this.#deps.rtnl.addMacvlan(name, this.#ifindex, { mac });
+    await this.#deps.rtnl.addMacvlan(name, this.#ifindex, { mac, up: false });
     this.#vmacIndex = ifNameToIndex(name);
     this.#mac = mac;
+    // the backup has the same MAC: its macvlan must stay silent (no IPv6 link-local,
+    // ARP answers only for addresses it holds) until it holds the VIPs
+    const sysctl = (path: string, value: string) => Deno.writeTextFile(path, value).catch(() => {});
+    await sysctl(`/proc/sys/net/ipv4/conf/${name}/arp_ignore`, "1");
+    if (this.#family === 4) await sysctl(`/proc/sys/net/ipv6/conf/${name}/disable_ipv6`, "1");
+    await this.#deps.rtnl.setLinkUp(this.#vmacIndex, true);
+    // only the macvlan may answer ARP for the VIPs (with the virtual MAC), and the
+    // parent must not announce a VIP as the source of its own ARP requests
+    if (this.#family === 4) {
+      const conf = `/proc/sys/net/ipv4/conf/${this.config.interface}`;
+      for (const [key, value] of [["arp_ignore", "1"], ["arp_announce", "2"]]) {
+        try {
+          const before = (await Deno.readTextFile(`${conf}/${key}`)).trim();
+          await Deno.writeTextFile(`${conf}/${key}`, value);
+          this.#sysctlRestore.push([`${conf}/${key}`, before]);
+        } catch (error) {
+          this.#log.warn(`cannot set ${key} on the parent; it may answer ARP for the VIPs too`, {
+            instance: this.config.name,
+            error: (error as Error).message,
+          });
+        }
+      }
+    }
   }
 
   async #findPrimary(): Promise<string> {
