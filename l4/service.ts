@@ -114,8 +114,9 @@ export class ServiceRuntime {
 
   /**
    * Re-reads every server's weight and state: a down server leaves the list with
-   * `on_down: remove` or gets weight 0 with `quiesce`; disabled and draining servers
-   * get weight 0. Tells the scheduler when anything changed.
+   * `on_down: remove` (and rejoins at its head when up again, as a re-added kernel
+   * dest does) or gets weight 0 with `quiesce`; disabled and draining servers get
+   * weight 0. Tells the scheduler when anything changed.
    */
   refresh(pool: PoolModel, states: StateLookup): void {
     let changed = false;
@@ -126,6 +127,10 @@ export class ServiceRuntime {
       const health = state?.health ?? "up";
       const inService = !(health === "down" && this.config.on_down === "remove");
       if (server.weight !== weight || server.inService !== inService) changed = true;
+      if (inService && !server.inService) {
+        // Back from removal: like a dest added again, it joins at the head of the list.
+        this.list = [server, ...this.list.filter((s) => s !== server)];
+      }
       server.weight = weight;
       server.inService = inService;
       server.health = health;

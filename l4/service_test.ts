@@ -73,3 +73,20 @@ Deno.test("the overload flag follows the upper threshold as connections bind", (
   svc.unbound(d);
   assert.equal(d.overloaded, false, "1·4 < 2·3 clears the flag");
 });
+
+Deno.test("a server back from on_down removal rejoins at the head of the list", () => {
+  const states: Record<string, Partial<ServerState>> = {
+    "10.0.0.2:80": { health: "down", admin: "enabled", effectiveWeight: 0 },
+  };
+  const { svc, pool, lookup } = setup({ scheduler: "rr" }, states);
+  assert.deepEqual(svc.view().dests.map((d) => d.address), ["10.0.0.1:80"]);
+  states["10.0.0.1:80"] = { health: "up", admin: "enabled", effectiveWeight: 1 };
+  states["10.0.0.2:80"] = { health: "up", admin: "enabled", effectiveWeight: 1 };
+  svc.refresh(pool, lookup);
+  assert.deepEqual(svc.list.map((s) => s.address), ["10.0.0.2:80", "10.0.0.1:80"]);
+  states["10.0.0.1:80"] = { health: "down", admin: "enabled", effectiveWeight: 0 };
+  svc.refresh(pool, lookup);
+  states["10.0.0.1:80"] = { health: "up", admin: "enabled", effectiveWeight: 1 };
+  svc.refresh(pool, lookup);
+  assert.deepEqual(svc.list.map((s) => s.address), ["10.0.0.1:80", "10.0.0.2:80"]);
+});

@@ -119,7 +119,8 @@ export function createSourceHash(options: SchedulerOptions = {}): Scheduler {
       for (let offset = 0; offset < HASH_TABLE_SIZE; offset++) {
         const roffset = (offset + first) % HASH_TABLE_SIZE;
         const alt = table[shSlot(address, port, roffset)];
-        if (alt && !unavailable(alt)) return alt;
+        if (!alt) break;
+        if (!unavailable(alt)) return alt;
       }
       return undefined;
     },
