@@ -275,3 +275,31 @@ Deno.test({
     await lab.close();
   }
 });
+
+Deno.test({
+  name: "garp: a burst of `repeat` announcements on becoming master, then one every `refresh`",
+  ignore: !ok,
+  sanitizeResources: false,
+  sanitizeOps: false,
+}, async () => {
+  const lab = await Lab.create(2);
+  try {
+    const wire = capture(lab, "arp");
+    const a = await lab.fulcrum(0, instance(200, { garp: { repeat: 3, refresh: "400ms" } }));
+    await a.started();
+    await a.waitRole("master", 5000);
+    await new Promise((r) => setTimeout(r, 2100));
+    const lines = await wire.stop();
+    const mac = await lab.mac(0);
+    const times = lines
+      .filter((l) => l.includes(` ${mac} > ff:ff:ff:ff:ff:ff`) && l.includes(`tell ${VIP},`))
+      .map((l) => l.split(" ")[0]);
+    // 1 + 3 at once, then refreshes at 0.4 s steps for ~2 s (the 5 s repeat burst is later)
+    assert.ok(
+      times.length >= 4 + 4 && times.length <= 4 + 6,
+      `${times.length} announcements:\n${lines.join("\n")}`,
+    );
+  } finally {
+    await lab.close();
+  }
+});
