@@ -443,6 +443,7 @@ Deno.test("timeouts, defense sysctls and the sync daemon follow config and VRRP 
     await sh(
       "echo 0 > /proc/sys/net/ipv4/vs/drop_entry; echo 0 > /proc/sys/net/ipv4/vs/secure_tcp; echo 1024 > /proc/sys/net/ipv4/vs/amemthresh",
     );
+    await sh("ipvsadm --set 900 120 300");
   }
   assert.equal(
     (await sh("ipvsadm -L --daemon")).trim(),
@@ -597,5 +598,27 @@ Deno.test("traffic through a VIP: NAT and DR spread as the scheduler says; healt
   } finally {
     await plane.stop();
     await teardown(l);
+  }
+});
+
+Deno.test("zero and flush clear counters and the whole table", async () => {
+  await sh("ipvsadm -C");
+  await sh("ipvsadm -A -t 10.98.0.1:80 -s rr && ipvsadm -a -t 10.98.0.1:80 -r 10.98.1.1:80 -m");
+  const client = await IpvsClient.open();
+  try {
+    await client.zero();
+    assert.equal((await client.services()).length, 1);
+    await client.flush();
+    assert.deepEqual(await client.services(), []);
+    assert.equal(await sh("ipvsadm-save -n"), "");
+    await client.setTimeouts({ tcp: 901, tcpFin: 121, udp: 301 });
+    assert.deepEqual(await client.timeouts(), { tcp: 901, tcpFin: 121, udp: 301 });
+    assert.equal(
+      (await sh("ipvsadm -L --timeout")).trim(),
+      "Timeout (tcp tcpfin udp): 901 121 301",
+    );
+    await client.setTimeouts({ tcp: 900, tcpFin: 120, udp: 300 });
+  } finally {
+    client.close();
   }
 });

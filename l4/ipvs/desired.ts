@@ -112,7 +112,8 @@ export function destWeight(
 }
 
 /**
- * Every configured service with its destinations, weights from the server states.
+ * Every configured service (or those named in `only`) with its destinations, weights
+ * from the server states.
  * Backup servers get their weight only while no primary server has one. Throws an
  * operator-facing error naming the service for anything the kernel would refuse that
  * can be told in advance (duplicate service, unknown pool, family mismatch).
@@ -120,11 +121,12 @@ export function destWeight(
 export function desiredServices(
   model: Model,
   lookup: StateLookup,
-  options: { onlyDefined?: boolean } = {},
+  options: { onlyDefined?: boolean; only?: ReadonlySet<string> } = {},
 ): DesiredService[] {
   const out: DesiredService[] = [];
   const seen = new Map<string, string>();
   for (const svc of model.l4.services) {
+    if (options.only && !options.only.has(svc.name)) continue;
     const service = serviceOf(svc, model);
     const key = keyOf(service);
     const other = seen.get(key);

@@ -171,8 +171,17 @@ export class Reconciler {
   ): Promise<SyncResult> {
     this.counters.syncs++;
     let desired: DesiredService[];
+    const only = options.only;
     try {
-      desired = desiredServices(model, this.#lookup);
+      if (only) {
+        // A health change: recompute only the named services, keep the rest as they are.
+        const fresh = desiredServices(model, this.#lookup, { only });
+        const byName = new Map(fresh.map((d) => [d.name, d]));
+        desired = this.#desired.map((d) => byName.get(d.name) ?? d);
+        for (const d of fresh) if (!this.#desired.some((x) => x.name === d.name)) desired.push(d);
+      } else {
+        desired = desiredServices(model, this.#lookup);
+      }
     } catch (error) {
       this.lastError = (error as Error).message;
       this.counters.failures++;
@@ -182,7 +191,6 @@ export class Reconciler {
       const all = await observeAll(this.#kernel);
       this.#cache = new Map(all.map((o) => [keyOf(o.service), o]));
     }
-    const only = options.only;
     const scoped = only ? desired.filter((d) => only.has(d.name)) : desired;
     const scopedKeys = new Set(scoped.map((d) => d.key));
     const observed = only

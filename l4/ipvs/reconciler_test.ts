@@ -239,3 +239,43 @@ Deno.test("the sync daemon is switched between master and backup, timeouts set o
   assert.equal(await r.syncTimeouts({ tcp: 600, tcpFin: 30, udp: 45 }), true);
   assert.equal(await r.syncTimeouts({ tcp: 600, tcpFin: 30, udp: 45 }), false);
 });
+
+Deno.test("a health change re-plans only the services of that pool, one message per weight", async () => {
+  const k = new MemoryKernel();
+  const down = new Set<string>();
+  const r = new Reconciler(k, {
+    log: createLogger({ write: () => {} }),
+    lookup: (pool, address) =>
+      down.has(`${pool}/${address}`)
+        ? {
+          pool,
+          address,
+          health: "down",
+          admin: "enabled",
+          configuredWeight: 1,
+          effectiveWeight: 0,
+          reason: "test",
+          since: 0,
+        }
+        : undefined,
+  });
+  const m = model([
+    { ...web, on_down: "quiesce" },
+    { name: "other", vip: "10.0.0.2:80", scheduler: "rr", pool: "p" },
+  ]);
+  await r.sync(m, { full: true });
+  k.writes = 0;
+  down.add("p/10.0.1.2:80");
+  const result = await r.sync(m, { only: new Set(["web"]) });
+  assert.deepEqual(result.ops.map((o) => `${o.kind} ${o.name}`), ["setDest web"]);
+  assert.equal(k.writes, 1);
+  assert.match(
+    k.dump(),
+    /"4\|tcp\|10\.0\.0\.1\|80","wrr",\["10\.0\.1\.1:80=1","10\.0\.1\.2:80=0"\]/,
+  );
+  assert.match(
+    k.dump(),
+    /"4\|tcp\|10\.0\.0\.2\|80","rr",\["10\.0\.1\.1:80=1","10\.0\.1\.2:80=2"\]/,
+  );
+  assert.deepEqual(r.desired.map((d) => d.name), ["web", "other"]);
+});
