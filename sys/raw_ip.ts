@@ -148,7 +148,7 @@ export class RawIpSocket {
           tx,
           IPPROTO_IP,
           IP_MULTICAST_IF,
-          mreqn("0.0.0.0", options.source ?? "0.0.0.0", ifindex),
+          mreqn("0.0.0.0", ifindex, { address: options.source ?? "0.0.0.0" }),
         );
       } else {
         setsockoptInt(tx, IPPROTO_IPV6, IPV6_TCLASS, 0xc0);
@@ -172,7 +172,7 @@ export class RawIpSocket {
   /** Joins a multicast group on this interface. */
   join(group: string): void {
     if (this.family === 4) {
-      setsockopt(this.#rx, IPPROTO_IP, IP_ADD_MEMBERSHIP, mreqn(group, "0.0.0.0", this.ifindex));
+      setsockopt(this.#rx, IPPROTO_IP, IP_ADD_MEMBERSHIP, mreqn(group, this.ifindex));
     } else {
       setsockopt(this.#rx, IPPROTO_IPV6, IPV6_ADD_MEMBERSHIP, mreq6(group, this.ifindex));
     }
@@ -182,7 +182,7 @@ export class RawIpSocket {
   leave(group: string): void {
     try {
       if (this.family === 4) {
-        setsockopt(this.#rx, IPPROTO_IP, IP_DROP_MEMBERSHIP, mreqn(group, "0.0.0.0", this.ifindex));
+        setsockopt(this.#rx, IPPROTO_IP, IP_DROP_MEMBERSHIP, mreqn(group, this.ifindex));
       } else {
         setsockopt(this.#rx, IPPROTO_IPV6, IPV6_DROP_MEMBERSHIP, mreq6(group, this.ifindex));
       }
@@ -234,10 +234,14 @@ export class RawIpSocket {
 }
 
 /** `struct ip_mreqn { in_addr multiaddr; in_addr address; int ifindex; }` (12 bytes). */
-export function mreqn(group: string, address: string, ifindex: number): Uint8Array<ArrayBuffer> {
+export function mreqn(
+  group: string,
+  ifindex: number,
+  options: { address?: string } = {},
+): Uint8Array<ArrayBuffer> {
   const out = new Uint8Array(12);
   out.set(ipBytes(group), 0);
-  out.set(ipBytes(address), 4);
+  out.set(ipBytes(options.address ?? "0.0.0.0"), 4);
   new DataView(out.buffer).setInt32(8, ifindex, true);
   return out;
 }

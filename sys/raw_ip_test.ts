@@ -5,7 +5,7 @@ const root = Deno.uid?.() === 0;
 
 Deno.test("ip_mreqn is group, local address, ifindex in 12 bytes", () => {
   assert.deepEqual(
-    Array.from(mreqn("224.0.0.18", "10.0.0.1", 3)),
+    Array.from(mreqn("224.0.0.18", 3, { address: "10.0.0.1" })),
     [224, 0, 0, 18, 10, 0, 0, 1, 3, 0, 0, 0],
   );
   const m6 = mreq6("ff02::12", 7);

@@ -66,7 +66,7 @@ Deno.test({
     const killed = Date.now();
     await a.kill("SIGKILL");
     const took = await b.waitRole("master", 5000, killed);
-    const mdi = masterDownMs(3, 100, INTERVAL);
+    const mdi = masterDownMs(100, { version: 3, intervalMs: INTERVAL });
     const elapsed = took.t - killed;
     assert.ok(elapsed <= mdi + 100, `took ${elapsed}ms, Master_Down_Interval is ${mdi}ms`);
     await holds(lab, 1);
@@ -113,7 +113,7 @@ Deno.test({
     const killed = Date.now();
     await a.kill("SIGTERM");
     const took = await b.waitRole("master", 5000, killed);
-    const skew = skewMs(3, 100, INTERVAL);
+    const skew = skewMs(100, { version: 3, intervalMs: INTERVAL });
     assert.ok(took.t - killed <= skew + 100, `took ${took.t - killed}ms, Skew_Time is ${skew}ms`);
     assert.match(took.reason, /released/);
     await onlyHolder(lab, 1);

@@ -93,16 +93,26 @@ export interface StepResult {
   readonly actions: readonly Action[];
 }
 
+/** The protocol version and the master's advertisement interval (ms). */
+export interface TimingOptions {
+  readonly version: 2 | 3;
+  readonly intervalMs: number;
+}
+
 /** Skew_Time in ms for `priority` (RFC 3768 for v2, RFC 5798 for v3). */
-export function skewMs(version: 2 | 3, priority: number, masterIntervalMs: number): number {
-  return version === 2
+export function skewMs(priority: number, options: TimingOptions): number {
+  return options.version === 2
     ? ((256 - priority) * 1000) / 256
-    : ((256 - priority) * masterIntervalMs) / 256;
+    : ((256 - priority) * options.intervalMs) / 256;
 }
 
 /** Master_Down_Interval in ms: three intervals plus the skew. */
-export function masterDownMs(version: 2 | 3, priority: number, masterIntervalMs: number): number {
-  return 3 * masterIntervalMs + skewMs(version, priority, masterIntervalMs);
+export function masterDownMs(priority: number, options: TimingOptions): number {
+  return 3 * options.intervalMs + skewMs(priority, options);
+}
+
+function timing(state: MachineState, intervalMs = state.masterIntervalMs): TimingOptions {
+  return { version: state.config.version, intervalMs };
 }
 
 /** The machine before startup. */
@@ -181,7 +191,7 @@ function becomeBackup(
   const interval = patch.masterIntervalMs ?? state.masterIntervalMs;
   const t = transition(state, "backup", now, reason, {
     advertAt: undefined,
-    downAt: now + masterDownMs(state.config.version, state.priority, interval),
+    downAt: now + masterDownMs(state.priority, timing(state, interval)),
     preemptAt: state.role === "backup" ? state.preemptAt : now + state.config.preemptDelayMs,
     ...patch,
   });
@@ -264,8 +274,8 @@ export function step(state: MachineState, event: MachineEvent, now: number): Ste
       const next = { ...state, priority };
       if (state.role === "backup" && state.downAt !== undefined && state.masterPriority !== 0) {
         // keep the deadline relative to the last advert heard; only the skew changes
-        const oldMdi = masterDownMs(state.config.version, state.priority, state.masterIntervalMs);
-        const newMdi = masterDownMs(state.config.version, priority, state.masterIntervalMs);
+        const oldMdi = masterDownMs(state.priority, timing(state));
+        const newMdi = masterDownMs(priority, timing(state));
         return { state: { ...next, downAt: state.downAt - oldMdi + newMdi }, actions: [] };
       }
       if (state.role === "master") {
@@ -310,7 +320,7 @@ export function step(state: MachineState, event: MachineEvent, now: number): Ste
         return {
           state: {
             ...next,
-            downAt: now + masterDownMs(next.config.version, next.priority, next.masterIntervalMs),
+            downAt: now + masterDownMs(next.priority, timing(next)),
             reason: "operator rejoin",
           },
           actions: [],
@@ -364,7 +374,7 @@ function onAdvert(
           ...state,
           master: event.from,
           masterPriority: 0,
-          downAt: now + skewMs(state.config.version, state.priority, state.masterIntervalMs),
+          downAt: now + skewMs(state.priority, timing(state)),
         },
         actions: [],
       };
@@ -381,7 +391,7 @@ function onAdvert(
         masterIntervalMs,
         downAt: state.held
           ? undefined
-          : now + masterDownMs(state.config.version, state.priority, masterIntervalMs),
+          : now + masterDownMs(state.priority, timing(state, masterIntervalMs)),
       },
       actions: [],
     };

@@ -57,10 +57,10 @@ function advert(from: string, priority: number, intervalMs = 1000): MachineEvent
 }
 
 Deno.test("timing formulas follow RFC 3768 (v2, seconds) and RFC 5798 (v3, master's interval)", () => {
-  assert.equal(skewMs(2, 100, 3000), (156 * 1000) / 256);
-  assert.equal(masterDownMs(2, 100, 3000), 9000 + (156 * 1000) / 256);
-  assert.equal(skewMs(3, 100, 100), (156 * 100) / 256);
-  assert.equal(masterDownMs(3, 254, 1000), 3000 + 2000 / 256);
+  assert.equal(skewMs(100, { version: 2, intervalMs: 3000 }), (156 * 1000) / 256);
+  assert.equal(masterDownMs(100, { version: 2, intervalMs: 3000 }), 9000 + (156 * 1000) / 256);
+  assert.equal(skewMs(100, { version: 3, intervalMs: 100 }), (156 * 100) / 256);
+  assert.equal(masterDownMs(254, { version: 3, intervalMs: 1000 }), 3000 + 2000 / 256);
 });
 
 Deno.test("Initialize → Master at startup when priority is 255 (address owner)", () => {
@@ -74,7 +74,7 @@ Deno.test("Initialize → Master at startup when priority is 255 (address owner)
 Deno.test("Initialize → Backup at startup, master declared down after Master_Down_Interval", () => {
   const r = new Rig();
   assert.deepEqual(r.kinds(r.feed({ kind: "startup" })), ["role:backup"]);
-  const mdi = masterDownMs(3, 100, 1000);
+  const mdi = masterDownMs(100, { version: 3, intervalMs: 1000 });
   assert.equal(nextDeadline(r.state), mdi);
   r.advance(mdi - 1);
   assert.equal(r.state.role, "backup");
@@ -88,7 +88,7 @@ Deno.test("Backup: an advert from a higher master resets Master_Down_Timer and t
   r.feed({ kind: "startup" });
   r.feed(advert("10.0.0.9", 200, 100), 500);
   assert.equal(r.state.masterIntervalMs, 100);
-  assert.equal(r.state.downAt, 500 + masterDownMs(3, 100, 100));
+  assert.equal(r.state.downAt, 500 + masterDownMs(100, { version: 3, intervalMs: 100 }));
   assert.equal(r.state.master, "10.0.0.9");
   r.advance(300);
   r.feed(advert("10.0.0.9", 200, 100));
@@ -103,7 +103,7 @@ Deno.test("Backup in v2 keeps its own interval whatever the master advertises", 
   r.feed({ kind: "startup" });
   r.feed(advert("10.0.0.9", 200, 3000), 10);
   assert.equal(r.state.masterIntervalMs, 1000);
-  assert.equal(r.state.downAt, 10 + masterDownMs(2, 100, 1000));
+  assert.equal(r.state.downAt, 10 + masterDownMs(100, { version: 2, intervalMs: 1000 }));
 });
 
 Deno.test("Backup: a priority-0 advert makes it master after Skew_Time", () => {
@@ -111,8 +111,8 @@ Deno.test("Backup: a priority-0 advert makes it master after Skew_Time", () => {
   r.feed({ kind: "startup" });
   r.feed(advert("10.0.0.9", 200), 100);
   r.feed(advert("10.0.0.9", 0), 900);
-  assert.equal(r.state.downAt, 900 + skewMs(3, 100, 1000));
-  r.advance(skewMs(3, 100, 1000));
+  assert.equal(r.state.downAt, 900 + skewMs(100, { version: 3, intervalMs: 1000 }));
+  r.advance(skewMs(100, { version: 3, intervalMs: 1000 }));
   assert.equal(r.state.role, "master");
   assert.match(r.state.reason, /released/);
 });
@@ -148,7 +148,10 @@ Deno.test("preempt_delay: a lower master is followed until the delay has passed"
   }
   assert.equal(r.state.role, "master");
   const became = r.state.since;
-  assert.ok(became >= 5000 && became <= 5000 + masterDownMs(3, 100, 1000) + 1, `${became}`);
+  assert.ok(
+    became >= 5000 && became <= 5000 + masterDownMs(100, { version: 3, intervalMs: 1000 }) + 1,
+    `${became}`,
+  );
 });
 
 Deno.test("Backup → Initialize on shutdown, no advert sent", () => {
@@ -241,7 +244,11 @@ Deno.test("tracked weights change the priority in adverts and the skew of the do
   const before = r.state.downAt!;
   r.feed({ kind: "priority", priority: 200 }, 10);
   assert.equal(r.state.priority, 200);
-  assert.equal(r.state.downAt, before - masterDownMs(3, 100, 1000) + masterDownMs(3, 200, 1000));
+  assert.equal(
+    r.state.downAt,
+    before - masterDownMs(100, { version: 3, intervalMs: 1000 }) +
+      masterDownMs(200, { version: 3, intervalMs: 1000 }),
+  );
   r.advance(5000);
   assert.equal(r.state.role, "master");
   assert.deepEqual(r.kinds(r.feed({ kind: "priority", priority: 90 })), ["send90"]);
@@ -266,7 +273,7 @@ Deno.test("step down releases with priority 0 and holds backup until rejoin", ()
   r.advance(10_000);
   assert.equal(r.state.role, "backup");
   r.feed({ kind: "rejoin" });
-  r.advance(masterDownMs(3, 100, 1000) + 1);
+  r.advance(masterDownMs(100, { version: 3, intervalMs: 1000 }) + 1);
   assert.equal(r.state.role, "master");
 });
 

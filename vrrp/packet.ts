@@ -68,9 +68,9 @@ export function internetChecksum(...parts: Uint8Array[]): number {
 }
 
 /** The pseudo-header VRRPv3 includes in its checksum (RFC 5798 §5.2.8). */
-export function pseudoHeader(src: string, dst: string, length: number): Uint8Array {
-  const s = ipBytes(src);
-  const d = ipBytes(dst);
+export function pseudoHeader(route: Route, length: number): Uint8Array {
+  const s = ipBytes(route.src);
+  const d = ipBytes(route.dst);
   if (s.length === 4) {
     const out = new Uint8Array(12);
     out.set(s, 0);
@@ -108,7 +108,7 @@ export function encodeAdvert(advert: Advert, route: Route): Uint8Array<ArrayBuff
     out[4] = cs >> 8;
     out[5] = cs & 0xff;
     addrs.forEach((a, i) => out.set(a, 8 + i * width));
-    const sum = internetChecksum(pseudoHeader(route.src, route.dst, out.length), out);
+    const sum = internetChecksum(pseudoHeader(route, out.length), out);
     out[6] = sum >> 8;
     out[7] = sum & 0xff;
     return out;
@@ -225,7 +225,7 @@ export function decodeAdvert(
   }
   const message = bytes.subarray(0, needed);
   const sum = version === 3
-    ? internetChecksum(pseudoHeader(context.src, context.dst, message.length), message)
+    ? internetChecksum(pseudoHeader(context, message.length), message)
     : internetChecksum(message);
   if (sum !== 0) return reject("checksum", "checksum does not verify");
   const vrid = bytes[1];
