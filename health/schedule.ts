@@ -38,8 +38,9 @@ export function firstProbeAt(now: number, options: { interval: number; random: n
 /**
  * When the next probe should run. It is counted from when the last probe was due, not
  * from when it actually started, so a slow check or a busy event loop does not shift
- * the server's phase; probes that stalled together do not stay bunched. A probe more
- * than one delay late is placed at a random point of the next delay instead.
+ * the server's phase. A probe that ended after its next due time skips the rounds it
+ * missed and keeps its phase: when the process falls behind it checks less often, but
+ * probes that ran late together are not bunched into a burst.
  */
 export function nextProbeAt(
   state: HealthState,
@@ -48,8 +49,7 @@ export function nextProbeAt(
   const base = baseDelay(state, options);
   const next = options.dueAt + jittered(base, options.jitter, options.random);
   if (next >= options.now) return next;
-  if (options.now - next <= base) return options.now;
-  return options.now + base * options.random;
+  return next + Math.ceil((options.now - next) / base) * base;
 }
 
 /**

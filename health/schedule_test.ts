@@ -55,15 +55,14 @@ Deno.test("jitter spreads a delay symmetrically by the given fraction", () => {
   assert.equal(jittered(1000, 0, 0.9), 1000);
 });
 
-Deno.test("a late or slow probe keeps the server's phase; one stalled past a delay is re-spread", () => {
+Deno.test("a late or slow probe keeps the server's phase, skipping the rounds it missed", () => {
   const s = initialHealth("up", 0);
   // Due at 0, finished at 300: next is due at 2000 as planned.
   assert.equal(nextProbeAt(s, { ...timing, dueAt: 0, now: 300, random: 0.5 }), 2000);
-  // Finished at 2500, past the planned 2000 by less than a delay: run at once.
-  assert.equal(nextProbeAt(s, { ...timing, dueAt: 0, now: 2500, random: 0.5 }), 2500);
-  // The event loop stalled for 10 s: spread over the next delay rather than all at once.
-  assert.equal(nextProbeAt(s, { ...timing, dueAt: 0, now: 10_000, random: 0.25 }), 10_500);
-  assert.equal(nextProbeAt(s, { ...timing, dueAt: 0, now: 10_000, random: 0.75 }), 11_500);
+  // Finished at 2500, after the next due time: the next round is at 4000.
+  assert.equal(nextProbeAt(s, { ...timing, dueAt: 0, now: 2500, random: 0.5 }), 4000);
+  // The event loop stalled for 10.5 s: still on the 2 s grid, never in the past.
+  assert.equal(nextProbeAt(s, { ...timing, dueAt: 0, now: 10_500, random: 0.5 }), 12_000);
 });
 
 Deno.test("servers bunched by a stall spread out again at the next probe", () => {
