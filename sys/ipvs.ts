@@ -794,7 +794,12 @@ function keyBytes(key: ServiceKey): Uint8Array {
  * service key nest (cached) then the dest nest. Same bytes as
  * `encodeAttrs([encodeService(key, false), encodeDest(dest, full)])`, fewer allocations.
  */
-export function encodeDestCommand(key: ServiceKey, dest: IpvsDest, full: boolean): Uint8Array {
+export function encodeDestCommand(
+  key: ServiceKey,
+  dest: IpvsDest,
+  options: { full?: boolean } = {},
+): Uint8Array {
+  const full = options.full ?? true;
   const k = keyBytes(key);
   const tun = full && dest.forward === "tun" && dest.tunnel;
   const tunBytes = tun ? (dest.tunnel!.type === "ipip" ? 8 : 24) : 0;
@@ -872,13 +877,13 @@ export function writeCommand(w: IpvsWrite): GenlCommand {
     case "newDest":
       return {
         cmd: IPVS_CMD.NEW_DEST,
-        encoded: encodeDestCommand(w.key, w.dest, true),
+        encoded: encodeDestCommand(w.key, w.dest),
         what: () => `add real server ${destText(w.dest)} to ${serviceKeyText(w.key)}`,
       };
     case "setDest":
       return {
         cmd: IPVS_CMD.SET_DEST,
-        encoded: encodeDestCommand(w.key, w.dest, true),
+        encoded: encodeDestCommand(w.key, w.dest),
         what: () => `change real server ${destText(w.dest)} of ${serviceKeyText(w.key)}`,
       };
     case "delDest":
@@ -887,7 +892,7 @@ export function writeCommand(w: IpvsWrite): GenlCommand {
         encoded: encodeDestCommand(
           w.key,
           { ...w.dest, forward: "nat", weight: 0, upperThreshold: 0, lowerThreshold: 0 },
-          false,
+          { full: false },
         ),
         what: () => `delete real server ${destText(w.dest)} of ${serviceKeyText(w.key)}`,
       };

@@ -407,7 +407,7 @@ Deno.test("the fast destination encoder writes the same bytes as the generic one
   for (const d of cases) {
     for (const full of [true, false]) {
       assert.deepEqual(
-        Array.from(encodeDestCommand(key, d, full)),
+        Array.from(encodeDestCommand(key, d, { full })),
         Array.from(encodeAttrs([encodeService(key, false), encodeDest(d, full)])),
         `${d.forward} ${d.tunnel?.type ?? ""} full=${full}`,
       );
@@ -415,7 +415,7 @@ Deno.test("the fast destination encoder writes the same bytes as the generic one
   }
   const mark = { family: 4 as const, protocol: "tcp" as const, fwmark: 9 };
   assert.deepEqual(
-    Array.from(encodeDestCommand(mark, base, true)),
+    Array.from(encodeDestCommand(mark, base)),
     Array.from(encodeAttrs([encodeService(mark, false), encodeDest(base, true)])),
   );
 });

@@ -205,6 +205,10 @@ Deno.test("every scheduler and forwarding method is programmed as ipvsadm shows 
       const table = await observeAll(client);
       assert.equal(formatSave(table), save);
       assert.equal(formatList(await client.info(), table), await sh("ipvsadm -Ln"));
+      assert.equal(
+        formatList(await client.info(), table, { mode: "rate" }),
+        await sh("ipvsadm -Ln --rate"),
+      );
     } finally {
       client.close();
     }

@@ -102,8 +102,9 @@ export function serviceOf(svc: ServiceConfig, model: Model): IpvsService {
 export function destWeight(
   configured: number,
   state: ServerState | undefined,
-  onDown: ServiceConfig["on_down"],
+  options: { onDown: ServiceConfig["on_down"] },
 ): number | undefined {
+  const onDown = options.onDown;
   if (!state) return configured;
   if (state.admin === "disabled") return undefined;
   if (state.admin === "drain") return 0;
@@ -158,7 +159,9 @@ export function desiredServices(
           }) is IPv${service.family} but real server ${server.address.text} is IPv${family}; only forward: tun may mix families`,
         );
       }
-      const weight = destWeight(server.weight, lookup(svc.pool, server.address.text), svc.on_down);
+      const weight = destWeight(server.weight, lookup(svc.pool, server.address.text), {
+        onDown: svc.on_down,
+      });
       if (weight === undefined) continue;
       const dest: IpvsDest = {
         family,

@@ -32,13 +32,22 @@ const pools = {
 };
 
 Deno.test("health verdicts map to weights: down quiesces or removes, drain quiesces, disabled removes", () => {
-  assert.equal(destWeight(3, undefined, "remove"), 3);
-  assert.equal(destWeight(3, state({ effectiveWeight: 2 }), "remove"), 2);
-  assert.equal(destWeight(3, state({ health: "down", effectiveWeight: 0 }), "remove"), undefined);
-  assert.equal(destWeight(3, state({ health: "down", effectiveWeight: 0 }), "quiesce"), 0);
-  assert.equal(destWeight(3, state({ admin: "drain", effectiveWeight: 0 }), "remove"), 0);
+  assert.equal(destWeight(3, undefined, { onDown: "remove" }), 3);
+  assert.equal(destWeight(3, state({ effectiveWeight: 2 }), { onDown: "remove" }), 2);
   assert.equal(
-    destWeight(3, state({ admin: "disabled", effectiveWeight: 0 }), "quiesce"),
+    destWeight(3, state({ health: "down", effectiveWeight: 0 }), { onDown: "remove" }),
+    undefined,
+  );
+  assert.equal(
+    destWeight(3, state({ health: "down", effectiveWeight: 0 }), { onDown: "quiesce" }),
+    0,
+  );
+  assert.equal(
+    destWeight(3, state({ admin: "drain", effectiveWeight: 0 }), { onDown: "remove" }),
+    0,
+  );
+  assert.equal(
+    destWeight(3, state({ admin: "disabled", effectiveWeight: 0 }), { onDown: "quiesce" }),
     undefined,
   );
 });
