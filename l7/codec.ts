@@ -25,6 +25,10 @@ export interface Head {
   readonly headers: readonly (readonly [string, string])[];
   /** Lowercase header names, index for index (filled by the parsers). */
   readonly names?: readonly string[];
+  /** A copy of the head's bytes (filled by the parsers). */
+  readonly raw?: Uint8Array;
+  /** Byte offsets in `raw` of each header line, `[start, end)` pairs without CRLF. */
+  readonly spans?: readonly number[];
   /** Bytes the head took, including the blank line. */
   readonly length: number;
 }
@@ -61,8 +65,19 @@ export function headEnd(buf: Uint8Array, from = 0): number {
   return -1;
 }
 
+const ASCII = new TextDecoder();
+
 /** Decodes bytes as latin1 (one code unit per byte). */
 export function latin1(buf: Uint8Array, start: number, end: number): string {
+  let ascii = true;
+  for (let i = start; i < end; i++) {
+    if (buf[i] > 0x7f) {
+      ascii = false;
+      break;
+    }
+  }
+  // ASCII is the common case: the native decoder is exact there and allocates least
+  if (ascii) return ASCII.decode(buf.subarray(start, end));
   let out = "";
   for (let i = start; i < end; i += 4096) {
     out += String.fromCharCode.apply(
@@ -129,12 +144,16 @@ export function nameAt(head: Head, i: number): string {
 function parseFields(
   list: string[],
   limits: HeadLimits,
-  names: string[],
+  out: { names: string[]; spans: number[] },
 ): [string, string][] | { status: number; reason: string } {
   const headers: [string, string][] = [];
+  const { names, spans } = out;
+  let offset = list[0].length + 2;
   for (let i = 1; i < list.length; i++) {
     const line = list[i];
     if (line === "") break;
+    spans.push(offset, offset + line.length);
+    offset += line.length + 2;
     if (line.charCodeAt(0) === 32 || line.charCodeAt(0) === 9) {
       return { status: 400, reason: "obsolete line folding in headers is not accepted" };
     }
@@ -180,11 +199,24 @@ export function parseRequestHead(buf: Uint8Array, limits: HeadLimits): HeadResul
       : error(400, "malformed HTTP version");
   }
   const names: string[] = [];
-  const headers = parseFields(list, limits, names);
+  const spans: number[] = [];
+  const headers = parseFields(list, limits, { names, spans });
   if (!Array.isArray(headers)) return error(headers.status, headers.reason);
+  const raw = buf.slice(0, end);
   return {
     kind: "ok",
-    head: { method, target, status: 0, reason: "", version, headers, names, length: end },
+    head: {
+      method,
+      target,
+      status: 0,
+      reason: "",
+      version,
+      headers,
+      names,
+      raw,
+      spans,
+      length: end,
+    },
   };
 }
 
@@ -211,8 +243,10 @@ export function parseResponseHead(buf: Uint8Array, limits: HeadLimits): HeadResu
   const m = /^(HTTP\/1\.[01]) (\d{3})(?: (.*))?$/.exec(list[0]);
   if (!m) return error(502, "malformed status line");
   const names: string[] = [];
-  const headers = parseFields(list, limits, names);
+  const spans: number[] = [];
+  const headers = parseFields(list, limits, { names, spans });
   if (!Array.isArray(headers)) return error(502, `server sent ${headers.reason}`);
+  const raw = buf.slice(0, end);
   return {
     kind: "ok",
     head: {
@@ -223,9 +257,52 @@ export function parseResponseHead(buf: Uint8Array, limits: HeadLimits): HeadResu
       version: m[1],
       headers,
       names,
+      raw,
+      spans,
       length: end,
     },
   };
+}
+
+/**
+ * Writes a head: `first` line, the headers of `head` whose `keep[i]` is non-zero
+ * (copied byte for byte from the parsed head when it has them), then `extra` (header
+ * lines each ending in CRLF) and the blank line. Strings must be latin1.
+ */
+export function writeHead(
+  first: string,
+  head: Head,
+  options: { keep: Uint8Array; extra: string },
+): Uint8Array {
+  const { keep, extra } = options;
+  const raw = head.raw;
+  const spans = head.spans;
+  const n = head.headers.length;
+  if (!raw || !spans) {
+    let text = first + "\r\n";
+    for (let i = 0; i < n; i++) {
+      if (keep[i]) text += `${head.headers[i][0]}: ${head.headers[i][1]}\r\n`;
+    }
+    return encodeLatin1(text + extra + "\r\n");
+  }
+  let size = first.length + 2 + extra.length + 2;
+  for (let i = 0; i < n; i++) if (keep[i]) size += spans[2 * i + 1] - spans[2 * i] + 2;
+  const out = new Uint8Array(size);
+  let o = 0;
+  for (let k = 0; k < first.length; k++) out[o++] = first.charCodeAt(k);
+  out[o++] = CR;
+  out[o++] = LF;
+  for (let i = 0; i < n; i++) {
+    if (!keep[i]) continue;
+    const end = spans[2 * i + 1];
+    for (let k = spans[2 * i]; k < end; k++) out[o++] = raw[k];
+    out[o++] = CR;
+    out[o++] = LF;
+  }
+  for (let k = 0; k < extra.length; k++) out[o++] = extra.charCodeAt(k);
+  out[o++] = CR;
+  out[o++] = LF;
+  return out;
 }
 
 /** How a message body is delimited. */

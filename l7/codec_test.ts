@@ -9,6 +9,7 @@ import {
   parseResponseHead,
   requestFraming,
   responseFraming,
+  writeHead,
 } from "./codec.ts";
 
 const limits = { maxBytes: 4096, maxHeaders: 20 };
@@ -169,4 +170,35 @@ for (const [name, text] of badChunks) {
 Deno.test("latin1 decoding and encoding preserve every byte", () => {
   const bytes = new Uint8Array(256).map((_, i) => i);
   assert.deepEqual(encodeLatin1(latin1(bytes, 0, 256)), bytes);
+});
+
+Deno.test("writeHead copies kept header lines byte for byte and appends extra lines", () => {
+  const bytes = new Uint8Array([
+    ...te.encode("HTTP/1.1 200 OK\r\nServer: x\r\nConnection: keep-alive\r\nX-Bin: "),
+    0xe9,
+    ...te.encode("\r\n\r\nbody"),
+  ]);
+  const r = parseResponseHead(bytes, limits);
+  assert.equal(r.kind, "ok");
+  const h = (r as { head: Head }).head;
+  const out = writeHead("HTTP/1.1 200 OK", h, {
+    keep: new Uint8Array([1, 0, 1]),
+    extra: "via: 1.1 f\r\n",
+  });
+  assert.deepEqual(
+    out,
+    new Uint8Array([
+      ...te.encode("HTTP/1.1 200 OK\r\nServer: x\r\nX-Bin: "),
+      0xe9,
+      ...te.encode("\r\nvia: 1.1 f\r\n\r\n"),
+    ]),
+  );
+  const built: Head = { ...h, raw: undefined, spans: undefined };
+  assert.deepEqual(
+    writeHead("HTTP/1.1 200 OK", built, {
+      keep: new Uint8Array([1, 0, 1]),
+      extra: "via: 1.1 f\r\n",
+    }),
+    out,
+  );
 });

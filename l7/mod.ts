@@ -195,6 +195,7 @@ export function createL7(deps: SubsystemDeps): L7 {
           ring_points: p.ring.positions.length,
         })),
         idle_server_connections: shared.upstreams.idle,
+        server_connections_opened: shared.upstreams.opened,
       };
     },
 

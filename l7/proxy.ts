@@ -22,6 +22,7 @@ import {
   parseResponseHead,
   requestFraming,
   responseFraming,
+  writeHead,
 } from "./codec.ts";
 import { type ByteConn, type Deadlines, Reader, type Timed, writeAll } from "./io.ts";
 import type { L7Metrics } from "./metrics.ts";
@@ -45,6 +46,8 @@ export interface ProxyShared {
 }
 
 const VIA = "1.1 fulcrum";
+/** Scratch flags for head serialization (heads have at most 1000 fields). */
+const KEEP = new Uint8Array(1024);
 const IDEMPOTENT = new Set(["GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"]);
 const HOP_BY_HOP = new Set([
   "connection",
@@ -574,13 +577,15 @@ export class ProxyListener {
       const t = parseTarget(head.target);
       return t ? t.path + (t.query ? `?${t.query}` : "") : "/";
     })();
-    let out = `${head.method} ${target} HTTP/1.1\r\n`;
+    let out = "";
     let xff: string | undefined;
     let forwarded: string | undefined;
     let via: string | undefined;
     let hostValue: string | undefined;
+    const keep = KEEP;
     for (let i = 0; i < head.headers.length; i++) {
-      const [name, value] = head.headers[i];
+      keep[i] = 0;
+      const value = head.headers[i][1];
       const lower = nameAt(head, i);
       if (HOP_BY_HOP.has(lower) || (listed.length && listed.includes(lower))) continue;
       if (cfg.forwarded_headers) {
@@ -599,7 +604,7 @@ export class ProxyListener {
         continue;
       }
       if (lower === "host") hostValue = value;
-      out += `${name}: ${value}\r\n`;
+      keep[i] = 1;
     }
     if (cfg.forwarded_headers) {
       const proto = this.#tls ? "https" : "http";
@@ -612,30 +617,31 @@ export class ProxyListener {
     }
     out += `via: ${via === undefined ? VIA : `${via}, ${VIA}`}\r\n`;
     if (upgrade !== undefined) out += `connection: upgrade\r\nupgrade: ${upgrade}\r\n`;
-    return encodeLatin1(out + "\r\n");
+    return writeHead(`${head.method} ${target} HTTP/1.1`, head, { keep, extra: out });
   }
 
   /** Builds the response head sent to the client. */
   #responseHead(head: Head, close: boolean, upgrade: boolean): Uint8Array {
     const listed = connectionTokens(head);
-    let out = `HTTP/1.1 ${head.status} ${head.reason}\r\n`;
     let via: string | undefined;
+    const keep = KEEP;
     for (let i = 0; i < head.headers.length; i++) {
-      const [name, value] = head.headers[i];
+      keep[i] = 0;
       const lower = nameAt(head, i);
       if (HOP_BY_HOP.has(lower) || (listed.length && listed.includes(lower))) {
         if (!(upgrade && lower === "upgrade")) continue;
       }
       if (lower === "via") {
+        const value = head.headers[i][1];
         via = via === undefined ? value : `${via}, ${value}`;
         continue;
       }
-      out += `${name}: ${value}\r\n`;
+      keep[i] = 1;
     }
-    out += `via: ${via === undefined ? VIA : `${via}, ${VIA}`}\r\n`;
+    let out = `via: ${via === undefined ? VIA : `${via}, ${VIA}`}\r\n`;
     if (upgrade) out += "connection: upgrade\r\n";
     else if (close) out += "connection: close\r\n";
-    return encodeLatin1(out + "\r\n");
+    return writeHead(`HTTP/1.1 ${head.status} ${head.reason}`, head, { keep, extra: out });
   }
 
   /**
