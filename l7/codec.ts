@@ -127,15 +127,6 @@ function lines(buf: Uint8Array, end: number): string[] | undefined {
   return out;
 }
 
-/** Removes leading and trailing SP and HTAB (only those: obs-text stays). */
-function trimOws(text: string): string {
-  let a = 0;
-  let b = text.length;
-  while (a < b && (text.charCodeAt(a) === 32 || text.charCodeAt(a) === 9)) a++;
-  while (b > a && (text.charCodeAt(b - 1) === 32 || text.charCodeAt(b - 1) === 9)) b--;
-  return a === 0 && b === text.length ? text : text.slice(a, b);
-}
-
 /** The lowercase name of header `i`. */
 export function nameAt(head: Head, i: number): string {
   return head.names?.[i] ?? head.headers[i][0].toLowerCase();
@@ -163,7 +154,11 @@ function parseFields(
     if (!isToken(name)) {
       return { status: 400, reason: `invalid header name ${JSON.stringify(name)}` };
     }
-    const value = trimOws(line.slice(colon + 1));
+    let a = colon + 1;
+    let b = line.length;
+    while (a < b && (line.charCodeAt(a) === 32 || line.charCodeAt(a) === 9)) a++;
+    while (b > a && (line.charCodeAt(b - 1) === 32 || line.charCodeAt(b - 1) === 9)) b--;
+    const value = line.slice(a, b);
     if (badValueChar(value)) return { status: 400, reason: `invalid character in header ${name}` };
     headers.push([name, value]);
     names.push(name.toLowerCase());
