@@ -304,6 +304,16 @@ Deno.test("a failing reload is rolled back and the previous table stays", async 
     });
     await assert.rejects(plane.apply(m2, diff(m1, m2)), /l4 service "bad".*nothing was changed/);
     assert.equal(await sh("ipvsadm-save -n"), before);
+    // A reload that moves the service to another VIP and scheduler leaves no orphan.
+    const m3 = model({
+      ...config,
+      l4: { services: [{ name: "web", vip: "10.0.0.5:80", scheduler: "wlc", pool: "p" }] },
+    });
+    await plane.apply(m3, diff(m1, m3));
+    assert.equal(
+      await sh("ipvsadm-save -n"),
+      "-A -t 10.0.0.5:80 -s wlc\n-a -t 10.0.0.5:80 -r 10.0.1.1:80 -m -w 3\n",
+    );
   } finally {
     await plane.stop();
   }

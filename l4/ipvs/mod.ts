@@ -247,10 +247,20 @@ export function createIpvsDataplane(
     },
     async apply(next: Model, diff: ModelDiff): Promise<void> {
       if (!reconciler) throw new Error("the IPVS data plane is not started; call start first");
-      const touchesTable = diff.services.added.length + diff.services.removed.length +
-              diff.services.changed.length + diff.pools.changed.length + diff.pools.added.length +
-              diff.pools.removed.length > 0 || diff.l4Globals.includes("foreign_services");
-      if (touchesTable) await reconciler.sync(next);
+      const pools = new Set([...diff.pools.changed, ...diff.pools.added, ...diff.pools.removed]);
+      const affected = new Set([
+        ...diff.services.changed,
+        ...next.l4.services.filter((svc) => pools.has(svc.pool)).map((svc) => svc.name),
+      ]);
+      const identity = (m: Model | undefined, name: string) => {
+        const svc = m?.l4.services.find((x) => x.name === name);
+        return svc ? `${svc.protocol} ${svc.vip?.text ?? ""} ${svc.fwmark ?? ""}` : "";
+      };
+      const structural = diff.services.added.length > 0 || diff.services.removed.length > 0 ||
+        diff.l4Globals.includes("foreign_services") ||
+        diff.services.changed.some((name) => identity(model, name) !== identity(next, name));
+      if (structural) await reconciler.sync(next);
+      else if (affected.size) await reconciler.sync(next, { only: affected });
       model = next;
       await globals(next, diff.l4Globals);
     },
