@@ -62,14 +62,46 @@ export function probe(
   return dispatch(checkTcp, target, check, options.signal);
 }
 
+/** Options of {@link createProber}. */
+export interface ProberOptions {
+  /** Most exec checks running at once (more wait their turn); 64 by default. */
+  readonly maxExec?: number;
+}
+
 /**
  * A prober whose TCP checks share one batched nonblocking connector (libc, when FFI
- * is allowed). `close` fails pending TCP checks and releases their sockets.
+ * is allowed) and whose exec checks run at most `maxExec` at a time, so a thousand
+ * exec-checked servers never fork a thousand processes at once. `close` fails pending
+ * TCP checks and releases their sockets.
  */
-export function createProber(): { probe: Prober; close: () => void } {
+export function createProber(options: ProberOptions = {}): { probe: Prober; close: () => void } {
   const tcp = tcpChecker();
+  const max = Math.max(1, options.maxExec ?? 64);
+  let running = 0;
+  const waiting: (() => void)[] = [];
+  const slot = async (): Promise<void> => {
+    if (running < max) {
+      running++;
+      return;
+    }
+    await new Promise<void>((resolve) => waiting.push(resolve));
+  };
+  const release = (): void => {
+    const next = waiting.shift();
+    if (next) next();
+    else running--;
+  };
   return {
-    probe: (target, check, options) => dispatch(tcp.check, target, check, options.signal),
+    probe: async (target, check, opts) => {
+      if (check.type !== "exec") return dispatch(tcp.check, target, check, opts.signal);
+      await slot();
+      try {
+        if (opts.signal?.aborted) return { ok: false, reason: "check stopped" };
+        return await dispatch(tcp.check, target, check, opts.signal);
+      } finally {
+        release();
+      }
+    },
     close: tcp.close,
   };
 }

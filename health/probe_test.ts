@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import type { ResolvedCheck } from "../config/model.ts";
-import { probe } from "./probe.ts";
+import { createProber, probe } from "./probe.ts";
 
 const timing = {
   interval: 1000,
@@ -45,4 +45,32 @@ Deno.test("probe gives exec commands the pool, host and port; none always passes
   assert.equal((await probe(target, exec)).reason, "exit 1: cgi/127.0.0.1/8301");
   const none = { type: "none", ...timing } as ResolvedCheck;
   assert.deepEqual(await probe(target, none), { ok: true, reason: "no check" });
+});
+
+Deno.test("a prober runs at most maxExec exec checks at once; tcp checks do not wait", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "fulcrum-exec-" });
+  const { probe: run, close } = createProber({ maxExec: 2 });
+  try {
+    const exec = {
+      type: "exec",
+      command: [
+        "bash",
+        "-c",
+        `touch ${dir}/$$; n=$(ls ${dir} | wc -l); sleep 0.2; rm ${dir}/$$; echo $n >&2; exit 1`,
+      ],
+      ...timing,
+      timeout: 5000,
+    } as ResolvedCheck;
+    const target = { pool: "cgi", host: "127.0.0.1", port: 9 };
+    const execs = Array.from({ length: 6 }, () => run(target, exec, {}));
+    const tcp = await run(target, { type: "tcp", ...timing } as ResolvedCheck, {});
+    assert.equal(tcp.reason, "connect refused");
+    const counts = (await Promise.all(execs)).map((r) => Number(r.reason.replace("exit 1: ", "")));
+    assert.equal(counts.length, 6);
+    assert.ok(Math.max(...counts) <= 2, `ran together: ${counts}`);
+    assert.ok(Math.min(...counts) >= 1);
+  } finally {
+    close();
+    await Deno.remove(dir, { recursive: true });
+  }
 });
