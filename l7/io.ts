@@ -61,7 +61,7 @@ export class Reader {
         return true;
       }
     }
-    const n = await this.conn.read(this.buf.subarray(this.end));
+    const n = await this.conn.read(this.end === 0 ? this.buf : this.buf.subarray(this.end));
     if (n === null) return false;
     this.end += n;
     this.total += n;

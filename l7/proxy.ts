@@ -46,6 +46,8 @@ export interface ProxyShared {
 }
 
 const VIA = "1.1 fulcrum";
+/** Limits on a server's response head. */
+const RESPONSE_LIMITS = { maxBytes: 65536, maxHeaders: 1000 };
 /** Scratch flags for head serialization (heads have at most 1000 fields). */
 const KEEP = new Uint8Array(1024);
 const IDEMPOTENT = new Set(["GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"]);
@@ -776,7 +778,7 @@ export class ProxyListener {
       }
       shared.deadlines.arm(timer);
       // Response head(s).
-      const limits = { maxBytes: Math.max(cfg.limits.header_bytes, 65536), maxHeaders: 1000 };
+      const limits = RESPONSE_LIMITS;
       let resp: Head;
       while (true) {
         let parsed = up.reader.available
@@ -948,6 +950,23 @@ async function copyResponse(
   head: Uint8Array,
   onData: () => void,
 ): Promise<void> {
+  // Fast path: the whole body is already here (small responses): one write.
+  if (
+    framing.kind === "none" ||
+    (framing.kind === "length" && src.available >= framing.length && framing.length <= 65536)
+  ) {
+    const n = framing.kind === "length" ? framing.length : 0;
+    const out = new Uint8Array(head.length + n);
+    out.set(head);
+    if (n) out.set(src.buf.subarray(src.start, src.start + n), head.length);
+    src.consume(n);
+    try {
+      await writeAll(to, out);
+    } catch (err) {
+      throw new ClientGone(String(err));
+    }
+    return;
+  }
   const dst: ByteConn = {
     read: (p) => to.read(p),
     write: (p) => to.write(p).catch((err) => Promise.reject(new ClientGone(String(err)))),
@@ -974,7 +993,6 @@ async function copyResponse(
       await writeAll(dst, p);
     }
   };
-  if (framing.kind === "none") return await flush();
   if (framing.kind === "length") {
     let left = framing.length;
     while (left > 0) {
