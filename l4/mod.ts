@@ -24,6 +24,9 @@ export { createScheduler } from "./sched/mod.ts";
 export type { PickContext, SchedDest, Scheduler } from "./sched/mod.ts";
 export { statusCommand } from "./cli.ts";
 
+/** On stop, how long userspace connections may finish before they are closed. */
+export const DRAIN_MS = 3000;
+
 /** How the appliance offers the kernel plane. */
 export interface IpvsProvider {
   /** Whether this kernel has IPVS (genetlink family "IPVS" present or loadable). */
@@ -80,7 +83,7 @@ export function createL4(deps: SubsystemDeps, options: L4Options = {}): L4Subsys
 
   function make(kind: Choice["kind"]): Dataplane {
     if (kind === "ipvs" && options.ipvs) return options.ipvs.create(deps);
-    return createUserspacePlane({ states: deps.states, log: deps.log });
+    return createUserspacePlane({ states: deps.states, log: deps.log }, { drainMs: DRAIN_MS });
   }
 
   async function open(model: Model): Promise<void> {

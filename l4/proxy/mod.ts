@@ -62,7 +62,11 @@ function defenseOf(model: Model): DefenseSettings {
 /** Creates the userspace plane; `start(model)` opens the listeners. */
 export function createUserspacePlane(
   deps: UserspaceDeps,
-  options: { now?: () => number } = {},
+  options: {
+    now?: () => number;
+    /** On stop, how long open connections may finish before they are closed (ms). */
+    drainMs?: number;
+  } = {},
 ): UserspacePlane {
   const now = options.now ?? (() => performance.now());
   const table = new ConnTable<RealServer>({
@@ -140,11 +144,14 @@ export function createUserspacePlane(
     const listener = listeners.get(name);
     listeners.delete(name);
     if (!listener) return;
-    await new Promise<void>((resolve) => {
-      if ("address" in listener && "listen" in listener) {
-        (listener as net.Server).close(() => resolve());
-      } else (listener as dgram.Socket).close(() => resolve());
-    });
+    if ("listen" in listener) {
+      // Stops accepting at once; its callback would wait for every open connection,
+      // which drain or the nodest policy handle, so it is not awaited.
+      (listener as net.Server).close();
+      await new Promise((r) => setTimeout(r, 0));
+      return;
+    }
+    await new Promise<void>((resolve) => (listener as dgram.Socket).close(() => resolve()));
   }
 
   /** Applies the nodest policy / admin state to connections of servers of `svc`. */
@@ -245,8 +252,11 @@ export function createUserspacePlane(
       }
     },
     async stop() {
-      for (const t of timers.splice(0)) clearInterval(t);
       for (const name of [...listeners.keys()]) await close(name);
+      const until = now() + (options.drainMs ?? 0);
+      while (closers.size > 0 && now() < until) await new Promise((r) => setTimeout(r, 50));
+      if (closers.size > 0) deps.log.info("closing connections at stop", { open: closers.size });
+      for (const t of timers.splice(0)) clearInterval(t);
       for (const closer of [...closers.values()]) closer.close(false);
       runtimes.clear();
     },

@@ -418,3 +418,72 @@ Deno.test("UDP sessions end after the UDP timeout; TCP idle connections are clos
     await a.close();
   }
 });
+
+Deno.test("stop lets open connections finish for the drain time, then closes them", async () => {
+  const a = await backend("a", { echo: true });
+  const port = await freePort();
+  const plane = createUserspacePlane(
+    { states: new ServerStates(), log: createLogger({ write: () => {} }) },
+    { drainMs: 300 },
+  );
+  await plane.start(model({
+    pools: { web: { servers: [{ address: a.address }] } },
+    l4: {
+      dataplane: "userspace",
+      services: [{ name: "svc", vip: `127.0.0.1:${port}`, pool: "web" }],
+    },
+  }));
+  try {
+    const quick = net.connect({ port, host: "127.0.0.1" });
+    const slow = net.connect({ port, host: "127.0.0.1" });
+    for (const c of [quick, slow]) {
+      c.on("error", () => {});
+      c.resume();
+    }
+    await waitFor("both open", () => plane.table.size === 2);
+    const slowClosed = new Promise((r) => slow.on("close", r));
+    const started = Date.now();
+    const stopping = plane.stop();
+    setTimeout(() => quick.end(), 50); // finishes within the drain time
+    await stopping;
+    await slowClosed;
+    assert.ok(Date.now() - started >= 250, "stop waited for the drain time");
+    assert.equal(plane.table.size, 0);
+    const refused = await request(port, "x");
+    assert.equal(refused.error, "ECONNREFUSED", "the listener closed first");
+  } finally {
+    await a.close();
+  }
+});
+
+Deno.test("removing a service on reload stops its listener; its open connection carries on", async () => {
+  const a = await backend("a", { echo: true });
+  const port = await freePort();
+  const config = (services: Record<string, unknown>[]) => ({
+    pools: { web: { servers: [{ address: a.address }] } },
+    l4: { dataplane: "userspace", services },
+  });
+  const first = model(config([{ name: "svc", vip: `127.0.0.1:${port}`, pool: "web" }]));
+  const plane = createUserspacePlane({
+    states: new ServerStates(),
+    log: createLogger({ write: () => {} }),
+  });
+  await plane.start(first);
+  try {
+    const c = net.connect({ port, host: "127.0.0.1" });
+    c.on("error", () => {});
+    await waitFor("open", () => plane.table.size === 1);
+    const second = model(config([]));
+    const { diff } = await import("../../config/diff.ts");
+    await plane.apply(second, diff(first, second));
+    assert.equal((await request(port, "x")).error, "ECONNREFUSED");
+    const echoed = new Promise<string>((r) => c.once("data", (d: Uint8Array) => r(String(d))));
+    c.write("still here");
+    assert.equal(await echoed, "still here");
+    c.destroy();
+    await waitFor("closed", () => plane.table.size === 0);
+  } finally {
+    await plane.stop();
+    await a.close();
+  }
+});
