@@ -30,6 +30,8 @@ export interface ServerRuntime {
   readonly host: string;
   readonly port: number;
   readonly backup: boolean;
+  /** In-flight cap (`max_conns`); 0 = none. A full server takes no new request. */
+  readonly maxConns: number;
   /** Weight traffic uses now (0 = no new requests). */
   weight: number;
   /** Requests sent to it and not yet finished. */
@@ -85,6 +87,7 @@ export class PoolRuntime {
       host: s.address.host,
       port: s.address.port,
       backup: s.backup,
+      maxConns: s.max_conns,
       weight: weightOf(s.address.text) ?? s.weight,
       inflight: 0,
       recent: 0,
@@ -139,6 +142,7 @@ export class PoolRuntime {
     }
     server.inflight++;
     server.dest.activeConns = server.inflight;
+    server.dest.overloaded = server.maxConns > 0 && server.inflight >= server.maxConns;
     this.#total++;
   }
 
@@ -146,12 +150,15 @@ export class PoolRuntime {
   release(server: ServerRuntime): void {
     server.inflight--;
     server.dest.activeConns = server.inflight;
+    server.dest.overloaded = server.maxConns > 0 && server.inflight >= server.maxConns;
     this.#total--;
   }
 
   /** Chooses a server for a request, or undefined when none is usable. */
   pick(options: PoolPickOptions): PoolPick | undefined {
     const exclude = options.exclude;
+    const blocked = (s: ServerRuntime) =>
+      (s.maxConns > 0 && s.inflight >= s.maxConns) || (exclude !== undefined && exclude.has(s));
     if (options.key !== undefined || !options.scheduler) {
       const hash = hash32(options.key ?? "");
       const servers = this.#ringServers;
@@ -161,8 +168,7 @@ export class PoolRuntime {
       // A server with nothing in flight is never over its bound: at low load the
       // same key always goes to the same server.
       let pick = pickBounded(this.#ring, hash, {
-        load: (i) =>
-          exclude?.has(servers[i]) ? Infinity : servers[i].inflight ? servers[i].recent : 0,
+        load: (i) => blocked(servers[i]) ? Infinity : servers[i].inflight ? servers[i].recent : 0,
         totalLoad: this.#recentTotal,
         bound,
       });
@@ -176,13 +182,13 @@ export class PoolRuntime {
       );
       if (chosen.inflight + 1 > cap) {
         pick = pickBounded(ring, hash, {
-          load: (i) => (exclude?.has(servers[i]) ? Infinity : servers[i].inflight),
+          load: (i) => (blocked(servers[i]) ? Infinity : servers[i].inflight),
           totalLoad: this.#total,
           bound: INFLIGHT_FACTOR * bound,
         }) ?? pick;
       }
       const server = servers[pick.member];
-      if (exclude?.has(server)) return undefined;
+      if (blocked(server)) return undefined;
       return {
         server,
         hash,
@@ -194,9 +200,7 @@ export class PoolRuntime {
     const sched = this.#scheduler(options.scheduler);
     const dest = sched.pick(options.client ? { client: { address: options.client } } : {});
     let server = this.servers.find((s) => s.dest === dest);
-    if (!server || exclude?.has(server)) {
-      server = this.#ringServers.find((s) => !exclude?.has(s));
-    }
+    if (!server || blocked(server)) server = this.#ringServers.find((s) => !blocked(s));
     return server ? { server, diverted: false } : undefined;
   }
 

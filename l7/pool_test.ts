@@ -127,3 +127,18 @@ Deno.test("at low load one key keeps its server however often it is asked for", 
     pool.release(pick.server);
   }
 });
+
+Deno.test("a server at max_conns takes no new request until one finishes", () => {
+  const m = model([{ address: "127.0.0.1:1" }, { address: "127.0.0.1:2" }]);
+  const capped: PoolModel = { ...m, servers: m.servers.map((s) => ({ ...s, max_conns: 1 })) };
+  const pool = new PoolRuntime(capped, () => undefined);
+  const first = pool.pick({ key: "/k" })!.server;
+  pool.acquire(first);
+  const second = pool.pick({ key: "/k" })!.server;
+  assert.notEqual(second, first);
+  pool.acquire(second);
+  assert.equal(pool.pick({ key: "/k" }), undefined);
+  assert.equal(pool.pick({ scheduler: "wlc" }), undefined);
+  pool.release(first);
+  assert.equal(pool.pick({ key: "/k" })!.server, first);
+});

@@ -505,7 +505,11 @@ export class ProxyListener {
       if (!d.pool) return await fail(503, `pool ${d.rule.pool} does not exist`, labels);
       if (!d.pick) {
         if (attempt === 0) {
-          return await fail(503, `no server of pool ${d.pool.name} is available`, labels);
+          return await fail(
+            503,
+            `no server of pool ${d.pool.name} is available (all down, draining, disabled or at max_conns)`,
+            labels,
+          );
         }
         return await fail(lastStatus, lastError, labels);
       }
