@@ -42,10 +42,15 @@ import {
 export const GENL_ID_CTRL = 0x10;
 /** Controller commands and attributes (linux/genetlink.h). */
 export const CTRL_CMD_GETFAMILY = 3;
+/** Controller attribute: the family id (u16). */
 export const CTRL_ATTR_FAMILY_ID = 1;
+/** Controller attribute: the family name (string). */
 export const CTRL_ATTR_FAMILY_NAME = 2;
+/** Controller attribute: the family version (u32). */
 export const CTRL_ATTR_VERSION = 3;
+/** Controller attribute: the family's fixed header size (u32). */
 export const CTRL_ATTR_HDRSIZE = 4;
+/** Controller attribute: the family's highest attribute type (u32). */
 export const CTRL_ATTR_MAXATTR = 5;
 
 /** Size of `struct genlmsghdr { u8 cmd; u8 version; u16 reserved; }`. */

@@ -5,7 +5,7 @@
  * persistence netmask is a big-endian mask, an IPv6 one a host-order prefix length.
  * @module
  */
-import { formatIp, ipBytes, ipFamily } from "../config/address.ts";
+import { formatIp, ipBytes } from "../config/address.ts";
 import { type GenlCommand, GenlSocket } from "./genl.ts";
 import {
   type Attr,
@@ -19,6 +19,7 @@ import {
 
 /** Generic netlink family name and version. */
 export const IPVS_GENL_NAME = "IPVS";
+/** The IPVS generic netlink version every command carries. */
 export const IPVS_GENL_VERSION = 1;
 
 /** Commands (enum ipvs_cmds). */
@@ -349,8 +350,11 @@ const ZERO_STATS: IpvsStats = {
   outbps: 0,
 };
 
-/** Decodes a stats nest; `wide` for STATS64 (every field u64). */
-export function decodeStats(bytes: Uint8Array, wide: boolean): IpvsStats {
+/**
+ * Decodes a stats nest: STATS (u32 counters and rates, u64 bytes) or STATS64 (all
+ * u64); each field's width is read from its attribute length.
+ */
+export function decodeStats(bytes: Uint8Array): IpvsStats {
   const v = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const f = [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
   let o = 0;
@@ -363,7 +367,6 @@ export function decodeStats(bytes: Uint8Array, wide: boolean): IpvsStats {
     }
     o += (len + 3) & ~3;
   }
-  void wide;
   return {
     conns: f[1],
     inPkts: f[2],
@@ -395,9 +398,9 @@ function scan(bytes: Uint8Array, max: number): (Uint8Array | undefined)[] {
 
 function statsOf(a: (Uint8Array | undefined)[], stats: number, stats64: number): IpvsStats {
   const wide = a[stats64];
-  if (wide) return decodeStats(wide, true);
+  if (wide) return decodeStats(wide);
   const narrow = a[stats];
-  return narrow ? decodeStats(narrow, false) : ZERO_STATS;
+  return narrow ? decodeStats(narrow) : ZERO_STATS;
 }
 
 function familyOf(af: number): 4 | 6 {
@@ -902,13 +905,6 @@ export function writeCommand(w: IpvsWrite): GenlCommand {
 /** `address:port` of a destination (`[v6]:port`). */
 export function destText(dest: Pick<IpvsDest, "family" | "address" | "port">): string {
   return dest.family === 6 ? `[${dest.address}]:${dest.port}` : `${dest.address}:${dest.port}`;
-}
-
-/** The family of an address text; throws a clear error for a bad one. */
-export function addressFamily(text: string, what: string): 4 | 6 {
-  const family = ipFamily(text);
-  if (!family) throw new Error(`${what}: "${text}" is not an IP address; write e.g. 10.0.0.1`);
-  return family;
 }
 
 // ---------------------------------------------------------------- defense sysctls

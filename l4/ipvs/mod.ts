@@ -22,8 +22,11 @@ import type { Counters, Dataplane, DestView, Rates, ServiceView } from "../datap
 import { keyOf } from "./desired.ts";
 import { observeAll, Reconciler } from "./reconciler.ts";
 
+/** The pure core and the reconciler, for tests and tools. */
 export { desiredServices, keyOf } from "./desired.ts";
+/** The minimum change set between desired and observed tables. */
 export { planChanges } from "./plan.ts";
+/** The kernel-facing reconciler. */
 export { Reconciler } from "./reconciler.ts";
 
 async function tryModprobe(): Promise<void> {
