@@ -66,7 +66,7 @@ function up(states: ServerStates, pool: string, address: string, weight: number,
   });
 }
 
-async function until(what: string, ok: () => Promise<boolean>, ms = 8000): Promise<void> {
+async function until(what: string, ok: () => Promise<boolean>, ms = 20_000): Promise<void> {
   const end = Date.now() + ms;
   while (Date.now() < end) {
     if (await ok()) return;
