@@ -14,7 +14,7 @@
 # host's deno binary (from $IPVS_VM_DENO or `command -v deno`), and DENO_DIR is a
 # tmpfs copy of the host's npm cache (from $IPVS_VM_DENO_DIR) so `deno run` works offline.
 #
-# Environment: IPVS_VM_TIMEOUT (s, default 300) bounds the run (exit 124 past it);
+# Environment: IPVS_VM_TIMEOUT (s, default 600) bounds the run (exit 124 past it);
 # IPVS_VM_MEM (MiB, default 1024). Installs what it needs with apt-get when missing.
 set -euo pipefail
 
@@ -113,10 +113,10 @@ qemu-system-x86_64 -accel tcg -cpu max -smp 1 -m "${IPVS_VM_MEM:-1024}" -nograph
   -virtfs "local,path=$here,mount_tag=work,security_model=none,multidevs=remap" \
   -nic none > "$state/console" 2>&1 < /dev/null &
 qemu_pid=$!
-deadline=$((SECONDS + ${IPVS_VM_TIMEOUT:-300}))
+deadline=$((SECONDS + ${IPVS_VM_TIMEOUT:-600}))
 while kill -0 "$qemu_pid" 2>/dev/null; do
   if [ $SECONDS -ge $deadline ]; then
-    echo "ipvs_vm.sh: timed out after ${IPVS_VM_TIMEOUT:-300} s; last console lines:" >&2
+    echo "ipvs_vm.sh: timed out after ${IPVS_VM_TIMEOUT:-600} s; last console lines:" >&2
     tail -5 "$state/console" >&2
     exit 124
   fi
