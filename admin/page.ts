@@ -31,7 +31,8 @@ function table(rows, cols) {
   return "<table><tr>" + cols.map((c) => "<th>" + esc(c[0]) + "</th>").join("") + "</tr>" +
     rows.map((r) => "<tr>" + cols.map((c) => {
       const v = c[1](r);
-      return '<td class="' + esc(v) + '">' + esc(v) + "</td>";
+      const cls = /^[a-z]+$/.test(String(v)) ? ' class="' + v + '"' : "";
+      return "<td" + cls + ">" + esc(v) + "</td>";
     }).join("") + "</tr>").join("") + "</table>";
 }
 async function get(path) {
