@@ -120,6 +120,11 @@ class HealthChecker implements HealthSubsystem {
   #wheel = new Map<number, { e: Entry; gen: number }[]>();
   #wheelTimer?: ReturnType<typeof setInterval>;
   #lastSlot = 0;
+  /** Probes whose time has come but that wait for a tick's budget, oldest first. */
+  #ready: { e: Entry; gen: number }[] = [];
+  #readyHead = 0;
+  /** {@link HealthChecker.#budget}, recomputed when the servers change. */
+  #budgetCache?: number;
 
   constructor(deps: SubsystemDeps, options: HealthOptions) {
     this.#deps = deps;
@@ -158,6 +163,8 @@ class HealthChecker implements HealthSubsystem {
     clearInterval(this.#wheelTimer);
     this.#wheelTimer = undefined;
     this.#wheel.clear();
+    this.#ready = [];
+    this.#readyHead = 0;
     for (const entry of this.#entries.values()) this.#halt(entry);
     this.#closeProber();
     await Promise.allSettled([...this.#inflight]);
@@ -349,6 +356,7 @@ class HealthChecker implements HealthSubsystem {
 
   /** Makes the entries match `model`: adds, removes, updates and restarts checks. */
   #reconcile(model: Model): void {
+    this.#budgetCache = undefined;
     const wanted = new Set<string>();
     for (const pool of Object.values(model.pools)) {
       const before = this.#pools.get(pool.name);
@@ -438,23 +446,49 @@ class HealthChecker implements HealthSubsystem {
     else this.#wheel.set(slot, [item]);
   }
 
-  /** Starts every probe whose slot has come. */
+  /**
+   * The most probes one tick may start: twice the mean per slot (from each server's
+   * shortest delay, so a mass transition at `fastinter` is not held back), at least 8. After the process was starved of CPU or stalled, the
+   * backlog then starts at twice the normal rate instead of in one burst.
+   */
+  #budget(): number {
+    let perMs = 0;
+    for (const e of this.#entries.values()) {
+      if (e.check.type === "none") continue;
+      const shortest = Math.min(e.check.interval, e.check.fastinter, e.check.downinter);
+      perMs += 1 / Math.max(1, shortest);
+    }
+    return Math.max(8, Math.ceil(2 * perMs * SLOT));
+  }
+
+  /** Moves every probe whose slot has come to the ready queue, then starts a budget of them. */
   #tick(): void {
     const current = Math.floor(this.#now() / SLOT);
     for (let slot = this.#lastSlot + 1; slot <= current; slot++) {
       const bucket = this.#wheel.get(slot);
       if (!bucket) continue;
       this.#wheel.delete(slot);
-      for (const { e, gen } of bucket) {
-        if (gen !== e.gen || e.dueAt === undefined) continue;
-        const dueAt = e.dueAt;
-        e.dueAt = undefined;
-        const run = this.#run(e, gen, dueAt);
-        this.#inflight.add(run);
-        run.finally(() => this.#inflight.delete(run));
-      }
+      for (const item of bucket) this.#ready.push(item);
     }
     this.#lastSlot = Math.max(this.#lastSlot, current);
+    let budget = this.#budgetCache ??= this.#budget();
+    while (budget > 0 && this.#readyHead < this.#ready.length) {
+      const { e, gen } = this.#ready[this.#readyHead++];
+      if (gen !== e.gen || e.dueAt === undefined) continue;
+      budget--;
+      const dueAt = e.dueAt;
+      e.dueAt = undefined;
+      const run = this.#run(e, gen, dueAt);
+      this.#inflight.add(run);
+      run.finally(() => this.#inflight.delete(run));
+    }
+    if (this.#readyHead === this.#ready.length) {
+      this.#ready = [];
+      this.#readyHead = 0;
+    } else if (this.#readyHead > 4096) {
+      this.#ready = this.#ready.slice(this.#readyHead);
+      this.#readyHead = 0;
+    }
   }
 
   async #run(e: Entry, gen: number, dueAt: number): Promise<void> {
