@@ -345,3 +345,33 @@ Deno.test("stop ends hanging exec checks and every timer", async () => {
   assert.equal(health.status().state, "stopped");
   assert.equal(states.get("cgi", address)?.health, "up");
 });
+
+Deno.test("after a stall the backlog of probes starts a few per tick, not in one burst", async () => {
+  const states = new ServerStates();
+  const starts: number[] = [];
+  const health = createHealth({
+    states,
+    roles: new RoleBoard(),
+    log: createLogger({ write: () => {} }),
+  }, {
+    prober: () => Promise.resolve({ ok: true, reason: "fake" }),
+    onProbe: () => starts.push(performance.now()),
+  });
+  const servers = Array.from({ length: 200 }, (_, i) => ({ address: `127.0.1.${i + 1}:80` }));
+  try {
+    await health.start(model({ web: { servers } }, { interval: "1s" }));
+    await new Promise((r) => setTimeout(r, 50));
+    // Block the event loop for 500 ms: about 100 probes fall due meanwhile.
+    const end = performance.now() + 500;
+    while (performance.now() < end) { /* stall */ }
+    const stalledAt = performance.now();
+    await new Promise((r) => setTimeout(r, 300));
+    const after = starts.filter((t) => t >= stalledAt);
+    assert.ok(after.length >= 80, `started after the stall: ${after.length}`);
+    // 200 servers at 1 s: twice the mean per 10 ms tick is under 8, so 8 per tick.
+    const firstTick = after.filter((t) => t - after[0] < 2).length;
+    assert.ok(firstTick <= 8, `${firstTick} probes started at once`);
+  } finally {
+    await health.stop();
+  }
+});
