@@ -196,6 +196,18 @@ async function falseFailovers(): Promise<
       await new Promise((r) => setTimeout(r, 100));
     }
     const fb = pairs.fulcrum.backup as FulcrumProc;
+    const fm = pairs.fulcrum.master as FulcrumProc;
+    for (const [who, p] of [["master", fm], ["backup", fb]] as const) {
+      const s = (await p.status())[0] as { timerLatenessMs: unknown; state: string };
+      console.log(
+        `  fulcrum ${who}: state ${s.state}, timer lateness ms ${
+          JSON.stringify(s.timerLatenessMs)
+        }`,
+      );
+    }
+    for (const e of fb.roles().filter((e) => e.t >= started)) {
+      console.log(`  fulcrum backup transition to ${e.role} at +${e.t - started} ms: ${e.reason}`);
+    }
     out.fulcrum = {
       samples: state.fulcrum.samples,
       takeovers: state.fulcrum.takeovers,
@@ -223,7 +235,7 @@ if (import.meta.main) {
   console.log(
     `vrrp bench: N=${RUNS} failovers per implementation and interval (interleaved), VRRPv3`,
   );
-  for (const intervalMs of [1000, 100]) {
+  for (const intervalMs of Deno.env.get("VRRP_BENCH_ONLY") === "stress" ? [] : [1000, 100]) {
     const t = await failoverTimes(intervalMs);
     const mdi = 3 * intervalMs + ((256 - 100) * intervalMs) / 256;
     console.log(

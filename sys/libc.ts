@@ -36,6 +36,7 @@ const SYMBOLS = {
   __errno_location: { parameters: [], result: "pointer" },
   strerror: { parameters: ["i32"], result: "pointer" },
   getpid: { parameters: [], result: "i32" },
+  setpriority: { parameters: ["i32", "u32", "i32"], result: "i32" },
   pollNow: { name: "poll", parameters: ["buffer", "u64", "i32"], result: "i32" },
 } as const satisfies Deno.ForeignLibraryInterface;
 
@@ -329,4 +330,17 @@ const LINGER_ZERO = new Uint8Array([1, 0, 0, 0, 0, 0, 0, 0]);
 export function closeAbortive(fd: number): void {
   libc().setsockopt(fd, SOL_SOCKET, SO_LINGER, LINGER_ZERO, LINGER_ZERO.byteLength);
   libc().close(fd);
+}
+
+/**
+ * Sets the nice value of the calling thread (Linux applies `setpriority(PRIO_PROCESS,
+ * 0, n)` to the calling thread only): lower is more urgent. Throws {@link SysError}
+ * (EACCES/EPERM) without CAP_SYS_NICE for values below the current one.
+ */
+export function setThreadNice(nice: number): void {
+  check(
+    `setpriority(${nice})`,
+    libc().setpriority(0, 0, nice),
+    "raising priority needs root or CAP_SYS_NICE",
+  );
 }

@@ -9,6 +9,7 @@ import {
   recvfromNow,
   sendto,
   setReceiveTimeout,
+  setThreadNice,
   SOCK_DGRAM,
   socket,
   SysError,
@@ -53,4 +54,21 @@ Deno.test("a failed call names errno and a missing interface names itself", () =
   }
   assert.equal(ifNameToIndex("lo"), 1);
   assert.throws(() => ifNameToIndex("nosuch0"), /interface "nosuch0" does not exist/);
+});
+
+Deno.test({
+  name: "setThreadNice changes the nice value of the calling thread",
+  ignore: Deno.uid?.() !== 0,
+}, () => {
+  // field 19 of /proc/thread-self/stat is the nice value (after the ")" of the name)
+  const nice = () =>
+    Number(Deno.readTextFileSync("/proc/thread-self/stat").split(")")[1].trim().split(" ")[16]);
+  const before = nice();
+  try {
+    setThreadNice(before + 3);
+    assert.equal(nice(), before + 3);
+  } finally {
+    setThreadNice(before);
+  }
+  assert.equal(nice(), before);
 });

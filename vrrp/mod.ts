@@ -12,6 +12,7 @@ import type { Hono } from "hono";
 import type { ModelDiff } from "../config/diff.ts";
 import type { Model } from "../config/model.ts";
 import type { AdminEnv, Subsystem, SubsystemDeps, SubsystemStatus } from "../subsystem.ts";
+import { setThreadNice } from "../sys/libc.ts";
 import { Rtnl } from "../sys/rtnl.ts";
 import { mountVrrpRoutes, vrrpMetrics } from "../admin/vrrp.ts";
 import { Instance, type InstanceStatus } from "./instance.ts";
@@ -52,6 +53,28 @@ export function createVrrp(deps: SubsystemDeps): VrrpSubsystem {
     }
   }
 
+  /**
+   * Adverts are sent from the main thread's timers: on a loaded box a late master
+   * advert is a false failover on the backup. Like keepalived's vrrp_priority, run
+   * the main thread at nice -10 (FULCRUM_VRRP_NICE overrides; 0 leaves it alone).
+   */
+  function raisePriority(): void {
+    let nice = -10;
+    try {
+      const env = Deno.env.get("FULCRUM_VRRP_NICE");
+      if (env !== undefined && /^-?\d+$/.test(env)) nice = Number(env);
+    } catch { /* no env permission: keep the default */ }
+    if (nice === 0) return;
+    try {
+      setThreadNice(nice);
+      log.info("vrrp: main thread scheduling priority raised so adverts go out on time", { nice });
+    } catch (error) {
+      log.warn("vrrp: cannot raise the scheduling priority; adverts may be late on a busy box", {
+        error: (error as Error).message,
+      });
+    }
+  }
+
   async function startInstance(m: Model, name: string): Promise<void> {
     const config = m.vrrp.instances.find((i) => i.name === name)!;
     const instance: Instance = new Instance(config, {
@@ -83,6 +106,7 @@ export function createVrrp(deps: SubsystemDeps): VrrpSubsystem {
       return;
     }
     rtnl ??= new Rtnl();
+    raisePriority();
     state = "starting";
     for (const i of m.vrrp.instances) await startInstance(m, i.name);
     state = "running";
