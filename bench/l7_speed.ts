@@ -61,7 +61,7 @@ async function plainMode(port: number): Promise<void> {
       method: req.method,
       headers: req.headers,
       body: req.body,
-    });
+    }).catch(() => new Response("bad gateway", { status: 502 }));
   });
   console.log("ready");
   await new Promise<void>((resolve) => Deno.addSignalListener("SIGTERM", () => resolve()));
@@ -188,6 +188,13 @@ async function main(): Promise<void> {
   if (args.includes("--plain")) return await plainMode(PORTS.plain);
   const seconds = args.includes("--duration") ? Number(args[args.indexOf("--duration") + 1]) : 10;
   const rounds = args.includes("--rounds") ? Number(args[args.indexOf("--rounds") + 1]) : 3;
+  for (const port of [...BACKENDS, ...Object.values(PORTS)]) {
+    try {
+      Deno.listen({ hostname: "127.0.0.1", port }).close();
+    } catch {
+      throw new Error(`port 127.0.0.1:${port} is in use; stop what listens there and run again`);
+    }
+  }
   const dir = await Deno.makeTempDir({ prefix: "fulcrum-l7-bench-" });
   const procs: Deno.ChildProcess[] = [];
   try {

@@ -68,7 +68,11 @@ export function headEnd(buf: Uint8Array, from = 0): number {
 const ASCII = new TextDecoder();
 
 /** Decodes bytes as latin1 (one code unit per byte). */
-export function latin1(buf: Uint8Array, start: number, end: number): string {
+export function latin1(bytes: Uint8Array): string {
+  return decodeRange(bytes, 0, bytes.length);
+}
+
+function decodeRange(buf: Uint8Array, start: number, end: number): string {
   let ascii = true;
   for (let i = start; i < end; i++) {
     if (buf[i] > 0x7f) {
@@ -119,7 +123,7 @@ function badValueChar(text: string): boolean {
 
 /** Splits the head's lines, rejecting bare CR or LF; returns undefined on such bytes. */
 function lines(buf: Uint8Array, end: number): string[] | undefined {
-  const out = latin1(buf, 0, end).split("\r\n");
+  const out = decodeRange(buf, 0, end).split("\r\n");
   for (let i = 0; i < out.length; i++) {
     const line = out[i];
     if (line.indexOf("\n") >= 0 || line.indexOf("\r") >= 0) return undefined;

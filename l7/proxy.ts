@@ -185,7 +185,12 @@ interface Client extends Timed {
 }
 
 /** A short plain-text error response; `close` adds `connection: close`. */
-export function errorResponse(status: number, why: string, close: boolean): Uint8Array {
+export function errorResponse(
+  status: number,
+  why: string,
+  options: { close: boolean },
+): Uint8Array {
+  const close = options.close;
   const body = `fulcrum: ${why}\n`;
   const bytes = encodeLatin1(body.replace(/[^\x20-\x7e\n]/g, "?"));
   return encodeLatin1(
@@ -385,7 +390,7 @@ export class ProxyListener {
         const bytes = errorResponse(
           408,
           `the request head did not arrive within ${cfg.timeouts.header} ms`,
-          true,
+          { close: true },
         );
         c.closed = true;
         wheel.disarm(c);
@@ -433,7 +438,7 @@ export class ProxyListener {
   async #answer(c: Client, status: number, why: string, close: boolean): Promise<void> {
     if (c.closed) return;
     try {
-      await writeAll(c.conn, errorResponse(status, why, close));
+      await writeAll(c.conn, errorResponse(status, why, { close }));
     } catch {
       this.#close(c);
     }

@@ -3,14 +3,14 @@ import { errorResponse, Upstreams } from "./proxy.ts";
 
 Deno.test("error responses are short, say why, and close when asked", () => {
   const text = new TextDecoder().decode(
-    errorResponse(503, "no server of pool html is available", true),
+    errorResponse(503, "no server of pool html is available", { close: true }),
   );
   const [head, body] = text.split("\r\n\r\n");
   assert.match(head, /^HTTP\/1\.1 503 Service Unavailable\r\n/);
   assert.match(head, /connection: close/);
   assert.equal(body, "fulcrum: no server of pool html is available\n");
   assert.match(head, new RegExp(`content-length: ${body.length}`));
-  const open = new TextDecoder().decode(errorResponse(404, "no rule matches", false));
+  const open = new TextDecoder().decode(errorResponse(404, "no rule matches", { close: false }));
   assert.doesNotMatch(open, /connection: close/);
 });
 
