@@ -636,3 +636,77 @@ Deno.test("zero and flush clear counters and the whole table", async () => {
     client.close();
   }
 });
+
+Deno.test("fulcrum run with dataplane auto picks IPVS, programs the kernel and cleans up on stop", async () => {
+  await sh("ipvsadm -C");
+  const yaml = [
+    "admin: { listen: 127.0.0.1:19090 }",
+    "pools:",
+    "  web:",
+    "    check: { type: none }",
+    "    servers:",
+    "      - { address: 10.0.1.1:80, weight: 2 }",
+    "      - { address: 10.0.1.2:80, weight: 3 }",
+    "l4:",
+    "  dataplane: auto",
+    "  services:",
+    "    - { name: web, vip: 10.0.0.1:80, scheduler: wrr, pool: web }",
+    "",
+  ].join("\n");
+  await Deno.writeTextFile("/tmp/fulcrum-ipvs.yaml", yaml);
+  await sh("ip addr add 10.0.0.1/32 dev lo");
+  const child = new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "-A",
+      "--no-check",
+      "--no-lock",
+      "main.ts",
+      "run",
+      "-c",
+      "/tmp/fulcrum-ipvs.yaml",
+    ],
+    stdout: "null",
+    stderr: "piped",
+  }).spawn();
+  const stderr = child.stderr.pipeThrough(new TextDecoderStream()).getReader();
+  let log = "";
+  const reading = (async () => {
+    for (;;) {
+      const { value, done } = await stderr.read();
+      if (done) return;
+      log += value;
+    }
+  })();
+  try {
+    let status: {
+      subsystems?: Record<string, { dataplane?: string; reason?: string; state?: string }>;
+    } = {};
+    await until("the appliance to start", async () => {
+      if (log.includes("not started")) throw new Error("the appliance refused to start");
+      try {
+        const res = await fetch("http://127.0.0.1:19090/api/v1/status");
+        status = await res.json();
+        return status.subsystems?.l4?.state === "running";
+      } catch {
+        return false;
+      }
+    }, 60_000).catch((e) => {
+      throw new Error(`${e.message}; its log:\n${log}`);
+    });
+    assert.equal(status.subsystems?.l4?.dataplane, "ipvs");
+    assert.equal(status.subsystems?.l4?.reason, "auto: the kernel has IPVS");
+    assert.equal(
+      await sh("ipvsadm-save -n"),
+      "-A -t 10.0.0.1:80 -s wrr\n-a -t 10.0.0.1:80 -r 10.0.1.1:80 -m -w 2\n-a -t 10.0.0.1:80 -r 10.0.1.2:80 -m -w 3\n",
+    );
+  } finally {
+    try {
+      child.kill("SIGTERM");
+    } catch { /* it already exited; the assertions above say why */ }
+    await child.status;
+    await reading;
+    await sh("ip addr del 10.0.0.1/32 dev lo", false);
+  }
+  assert.equal(await sh("ipvsadm-save -n"), "", `stop removes what it programmed; log:\n${log}`);
+});
