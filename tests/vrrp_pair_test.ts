@@ -303,3 +303,47 @@ Deno.test({
     await lab.close();
   }
 });
+
+Deno.test({
+  name:
+    "after a transient split brain (master stalled) the master re-announces the VIP and the LAN follows it back",
+  ignore: !ok,
+  sanitizeResources: false,
+  sanitizeOps: false,
+}, async () => {
+  const lab = await Lab.create(3);
+  try {
+    // repeat 0: no delayed second burst that would re-point the LAN by chance
+    const once = { garp: { repeat: 0 } };
+    const [a, b] = await pair(lab, instance(200, once), instance(100, once));
+    await a.waitRole("master", 5000);
+    await b.waitRole("backup", 5000);
+    const client = lab.routers[2].ns;
+    await client.exec(["ping", "-c", "1", "-W", "2", VIP]);
+    const macA = await lab.mac(0);
+    const macB = await lab.mac(1);
+    const neigh = async () => (await client.exec(["ip", "neigh", "show", VIP])).stdout;
+    assert.match(await neigh(), new RegExp(macA));
+    // stall a: b declares it dead and announces the VIP at its own MAC
+    a.child.kill("SIGSTOP");
+    const t0 = Date.now();
+    await b.waitRole("master", 3000, t0);
+    await until(async () => (await neigh()).includes(macB), {
+      timeoutMs: 3000,
+      what: "client follows b",
+    });
+    // (the kernel ignores ARP updates within 1 s of the last one: arp locktime)
+    await new Promise((r) => setTimeout(r, 1100));
+    // a resumes: it is still master with the higher priority; b yields, a re-announces
+    const t1 = Date.now();
+    a.child.kill("SIGCONT");
+    await b.waitRole("backup", 3000, t1);
+    await until(async () => (await neigh()).includes(macA), {
+      timeoutMs: 3000,
+      what: "client re-pointed at a by its re-announcement",
+    });
+    await onlyHolder(lab, 0);
+  } finally {
+    await lab.close();
+  }
+});

@@ -129,6 +129,7 @@ export class Instance {
   #advertsIn = 0;
   #advertsOut = 0;
   #mismatches = 0;
+  #lastGarpAt = -Infinity;
   #mismatchLogged = new Set<string>();
   #errors = Object.fromEntries(REJECT_REASONS.map((r) => [r, 0])) as Record<RejectReason, number>;
   #lateLast = 0;
@@ -267,9 +268,14 @@ export class Instance {
 
   #feed(event: MachineEvent): void {
     if (!this.#state) return;
+    const wasMaster = this.#state.role === "master";
     const r = step(this.#state, event, now());
     this.#state = r.state;
-    for (const action of r.actions) this.#perform(action);
+    for (const action of r.actions) {
+      // a master re-announcing (a lower router claimed mastership) does so at most once a second
+      if (action.kind === "garp" && wasMaster && now() - this.#lastGarpAt < 1000) continue;
+      this.#perform(action);
+    }
     this.#arm();
   }
 
@@ -331,6 +337,7 @@ export class Instance {
         this.#queue(() => this.#removeVips());
         return;
       case "garp":
+        this.#lastGarpAt = now();
         this.#queue(() => Promise.resolve(this.#startGarp()));
         return;
       case "role":

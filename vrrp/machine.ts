@@ -416,9 +416,11 @@ function onAdvert(
       },
     );
   }
-  // a lower-priority master is out there: assert ourselves at once (keepalived does too)
+  // a lower-priority router thinks it is master (split brain, or it declared us dead
+  // during a stall): assert ourselves at once and re-announce the VIPs, since its
+  // gratuitous ARPs may have pointed the LAN at it
   return {
     state: { ...state, advertAt: now + state.config.intervalMs },
-    actions: [{ kind: "send", priority: state.priority }],
+    actions: [{ kind: "send", priority: state.priority }, { kind: "garp" }],
   };
 }

@@ -203,15 +203,15 @@ Deno.test("equal priority: the higher primary address wins, the lower yields", (
   const high = new Rig({ primary: "10.0.0.2" });
   high.feed({ kind: "startup" });
   high.advance(5000);
-  assert.deepEqual(high.kinds(high.feed(advert("10.0.0.1", 100))), ["send100"]);
+  assert.deepEqual(high.kinds(high.feed(advert("10.0.0.1", 100))), ["send100", "garp"]);
   assert.equal(high.state.role, "master");
 });
 
-Deno.test("Master stays master on a lower-priority advert and asserts itself", () => {
+Deno.test("Master stays master on a lower-priority advert, asserts itself and re-announces the VIPs", () => {
   const r = new Rig();
   r.feed({ kind: "startup" });
   r.advance(5000);
-  assert.deepEqual(r.kinds(r.feed(advert("10.0.0.200", 99))), ["send100"]);
+  assert.deepEqual(r.kinds(r.feed(advert("10.0.0.200", 99))), ["send100", "garp"]);
   assert.equal(r.state.role, "master");
 });
 
