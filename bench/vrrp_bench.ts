@@ -7,6 +7,8 @@
  *    backup's MAC, as seen by a client asking every 10 ms. Runs interleaved.
  * 2. False failovers while the box runs busy loops on 2× its cores, for a bounded
  *    window, at 100 ms adverts.
+ * 3. Interop without flapping for 60 s: the keepalived interop tests (v2 and v3, both
+ *    priority orders) with their sampling window stretched to VRRP_BENCH_STRESS_MS.
  *
  *   deno run -A bench/vrrp_bench.ts        (VRRP_BENCH_RUNS=20 VRRP_BENCH_STRESS_MS=60000)
  * @module
@@ -255,6 +257,7 @@ if (import.meta.main) {
       }, max ${(Math.max(...t.fulcrum) / Math.max(...t.keepalived)).toFixed(2)}`,
     );
   }
+  const only = Deno.env.get("VRRP_BENCH_ONLY");
   const f = await falseFailovers();
   console.log(
     `false failovers during ${STRESS_MS / 1000} s of ${
