@@ -232,6 +232,7 @@ export class ProxyListener {
   #accepting: Promise<void> | undefined;
   #tls: boolean;
   #inflight = 0;
+  #loggedFailure = new Map<string, number>();
 
   /** A listener for `state.config`; call `start()` to open it. */
   constructor(state: RouteState, shared: ProxyShared) {
@@ -459,9 +460,8 @@ export class ProxyListener {
     }
     const hasBody = framing.kind !== "none";
     const tokens = connectionTokens(head);
-    const clientKeep = head.version === "HTTP/1.1"
-      ? !tokens.includes("close")
-      : tokens.includes("keep-alive");
+    // HTTP/1.0 clients get one response per connection (no keep-alive dialect)
+    const clientKeep = head.version === "HTTP/1.1" && !tokens.includes("close");
     const fail = async (status: number, why: string, labels: string[] = []): Promise<boolean> => {
       this.#count(status, labels[0], labels[1], labels[2], (performance.now() - startedAt) / 1000);
       const close = hasBody || !clientKeep || this.#draining || status === 400 || status === 501;
@@ -499,7 +499,7 @@ export class ProxyListener {
     }
     const view = viewOf(head, target);
     const upgrade = tokens.includes("upgrade") ? headerValue(head, "upgrade") : undefined;
-    const exclude = new Set<ServerRuntime>();
+    let exclude: Set<ServerRuntime> | undefined;
     const retries = IDEMPOTENT.has(head.method) ? cfg.retries : 0;
     let lastError = "";
     let lastStatus = 503;
@@ -536,16 +536,20 @@ export class ProxyListener {
         });
         if (outcome.kind === "done") return outcome.keep;
         // connect failed: nothing was sent, try the next server
-        exclude.add(server);
+        (exclude ??= new Set()).add(server);
         lastError = outcome.why;
         lastStatus = outcome.status;
         this.#shared.metrics.reject(this.name, "connect_failed");
-        this.#shared.log.warn("server connect failed", {
-          listener: this.name,
-          pool: pool.name,
-          server: server.address,
-          error: outcome.why,
-        });
+        const now = Date.now();
+        if (now - (this.#loggedFailure.get(server.address) ?? 0) > 10_000) {
+          this.#loggedFailure.set(server.address, now);
+          this.#shared.log.warn("server connect failed (logged once per 10 s per server)", {
+            listener: this.name,
+            pool: pool.name,
+            server: server.address,
+            error: outcome.why,
+          });
+        }
       } finally {
         pool.release(server);
         this.#inflight--;
