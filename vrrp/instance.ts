@@ -99,7 +99,7 @@ export const LATENESS_BOUNDS = [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1] as const;
 
 /** A running VRRP instance. */
 export class Instance {
-  readonly config: InstanceConfig;
+  #config: InstanceConfig;
   readonly #deps: InstanceDeps;
   readonly #log: Logger;
   readonly #notify: NotifyQueue;
@@ -143,11 +143,16 @@ export class Instance {
   #sendErrors = 0;
 
   constructor(config: InstanceConfig, deps: InstanceDeps) {
-    this.config = config;
+    this.#config = config;
     this.#deps = deps;
     this.#log = deps.log;
     this.#notify = new NotifyQueue(deps.log);
     this.#family = config.virtual_ipaddress[0].family;
+  }
+
+  /** The configuration in force (replaced by {@link reconfigure}). */
+  get config(): InstanceConfig {
+    return this.#config;
   }
 
   /** The instance's name. */
@@ -195,7 +200,7 @@ export class Instance {
     // addresses left behind by a crashed run would answer ARP beside the real master
     await this.#removeVips();
     this.#running = true;
-    this.#initTracking(link?.up ?? false);
+    await this.#initTracking(link?.up ?? false);
     this.#reader = this.#readLoop();
     this.#deps.roles.set(c.name, "init", "starting");
     this.#feed({ kind: "startup" });
@@ -607,15 +612,17 @@ export class Instance {
 
   // ------------------------------------------------------------- tracking
 
-  #initTracking(linkUp: boolean): void {
-    this.#tracked.set(`interface ${this.config.interface}`, {
-      what: `interface ${this.config.interface}`,
-      up: linkUp,
-    });
+  async #initTracking(linkUp: boolean): Promise<void> {
+    const previous = this.#tracked;
+    this.#tracked = new Map();
+    const own = `interface ${this.config.interface}`;
+    this.#tracked.set(own, { what: own, up: previous.get(own)?.up ?? linkUp });
     for (const t of this.config.track.interfaces) {
       const name = typeof t === "string" ? t : t.name;
       const weight = typeof t === "string" ? 0 : t.weight;
-      this.#tracked.set(`interface ${name}`, { what: `interface ${name}`, up: false, weight });
+      const key = `interface ${name}`;
+      const up = previous.get(key)?.up ?? await this.#linkUp(name);
+      this.#tracked.set(key, { what: key, up, weight });
     }
     for (const t of this.config.track.pools) {
       const pool = typeof t === "string" ? t : t.pool;
@@ -626,6 +633,8 @@ export class Instance {
         weight,
       });
     }
+    this.#unsubscribe?.();
+    this.#unsubscribe = undefined;
     if (this.config.track.pools.length) {
       this.#unsubscribe = this.#deps.states.subscribe((e) => {
         const key = `pool ${e.state.pool}`;
@@ -635,7 +644,62 @@ export class Instance {
       });
     }
     this.#applyTracking();
-    if (this.config.track.interfaces.length) void this.#pollLinks();
+  }
+
+  async #linkUp(name: string): Promise<boolean> {
+    try {
+      return (await this.#deps.rtnl.link(ifNameToIndex(name)))?.up ?? false;
+    } catch {
+      return false;
+    }
+  }
+
+  /**
+   * Takes a new configuration in place when only priority, preemption, tracking,
+   * notify or GARP settings changed (no release, no re-election). Returns false when
+   * the change needs a restart (interface, VRID, version, addresses, peers, auth…).
+   */
+  async reconfigure(config: InstanceConfig): Promise<boolean> {
+    const identity = (c: InstanceConfig) =>
+      JSON.stringify([
+        c.name,
+        c.interface,
+        c.vrid,
+        c.version,
+        c.address_owner,
+        c.advert_interval,
+        c.virtual_ipaddress,
+        c.unicast_src_ip,
+        c.unicast_peers,
+        c.auth,
+        c.use_vmac,
+      ]);
+    if (!this.#running || identity(config) !== identity(this.config)) return false;
+    this.#config = config;
+    this.#state = {
+      ...this.#state,
+      config: {
+        ...this.#state.config,
+        priority: config.priority,
+        preempt: config.preempt,
+        preemptDelayMs: config.preempt_delay,
+      },
+    };
+    if (this.#state.role === "master" && this.#refreshTimer !== undefined) {
+      clearInterval(this.#refreshTimer);
+      this.#refreshTimer = undefined;
+    }
+    if (
+      this.#state.role === "master" && config.garp.refresh > 0 && this.#refreshTimer === undefined
+    ) {
+      this.#refreshTimer = setInterval(() => this.#announce(), config.garp.refresh);
+    }
+    await this.#initTracking(true);
+    this.#log.info("vrrp instance reconfigured in place", {
+      instance: config.name,
+      priority: this.#state.priority,
+    });
+    return true;
   }
 
   #setTracked(key: string, up: boolean): void {

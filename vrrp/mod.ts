@@ -146,12 +146,19 @@ export function createVrrp(deps: SubsystemDeps): VrrpSubsystem {
         await stopAll();
         return startAll(m);
       }
-      // removed and changed instances stop gracefully (priority 0), changed ones restart
-      for (const name of [...diff.instances.removed, ...diff.instances.changed]) {
+      // changes to priority, preemption, tracking, notify or GARP apply in place; others
+      // (and removed instances) stop gracefully with priority 0, changed ones restart
+      const restart: string[] = [];
+      for (const name of diff.instances.changed) {
+        const config = m.vrrp.instances.find((i) => i.name === name)!;
+        const running = instances.get(name);
+        if (!running || !(await running.reconfigure(config))) restart.push(name);
+      }
+      for (const name of [...diff.instances.removed, ...restart]) {
         await instances.get(name)?.stop();
         instances.delete(name);
       }
-      for (const name of [...diff.instances.changed, ...diff.instances.added]) {
+      for (const name of [...restart, ...diff.instances.added]) {
         await startInstance(m, name);
       }
       state = "running";

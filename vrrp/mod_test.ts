@@ -289,8 +289,16 @@ Deno.test({
       inst("f", 3, 100),
     ];
     const second = model({ instances: secondInstances });
+    const transitionsOfC = vrrp.list().find((i) => i.name === "c")!.transitions;
     await vrrp.apply(second, diff(first, second));
     assert.equal(d.roles.get("e"), "init");
+    const c = vrrp.list().find((i) => i.name === "c")!;
+    assert.equal(
+      c.transitions,
+      transitionsOfC,
+      "a priority change is applied in place, without re-election",
+    );
+    assert.equal(c.state, "master");
     await waitFor(
       () => d.roles.get("c") === "master" && d.roles.get("f") === "master",
       "c and f master",
