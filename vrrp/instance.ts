@@ -165,8 +165,27 @@ export class Instance {
     return this.#state;
   }
 
-  /** Opens sockets, resolves addresses and starts the machine. */
+  /** Opens sockets, resolves addresses and starts the machine; cleans up on failure. */
   async start(): Promise<void> {
+    try {
+      await this.#start();
+    } catch (error) {
+      this.#running = false;
+      clearInterval(this.#linkTimer);
+      this.#unsubscribe?.();
+      await this.#sock?.close();
+      await this.#arp?.close();
+      if (this.#vmacIndex !== undefined) {
+        await this.#deps.rtnl.deleteLink(this.#vmacIndex).catch(() => false);
+      }
+      for (const [path, value] of this.#sysctlRestore) {
+        await Deno.writeTextFile(path, value).catch(() => {});
+      }
+      throw error;
+    }
+  }
+
+  async #start(): Promise<void> {
     const c = this.config;
     this.#ifindex = ifNameToIndex(c.interface);
     this.#primary = c.unicast_src_ip ?? await this.#findPrimary();
@@ -231,7 +250,12 @@ export class Instance {
     await this.#sock?.close();
     await this.#arp?.close();
     await this.#reader;
-    await Promise.race([this.#notify.idle(), delay(5000)]);
+    let waited: Timer | undefined;
+    await Promise.race([
+      this.#notify.idle(),
+      new Promise((resolve) => waited = setTimeout(resolve, 5000)),
+    ]);
+    clearTimeout(waited);
     if (this.#vmacIndex !== undefined) await this.#deps.rtnl.deleteLink(this.#vmacIndex);
     for (const [path, value] of this.#sysctlRestore) {
       await Deno.writeTextFile(path, value).catch(() => {});
