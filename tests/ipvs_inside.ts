@@ -17,22 +17,10 @@ import { formatList, formatSave } from "../l4/ipvs/format.ts";
 import { observeAll } from "../l4/ipvs/reconciler.ts";
 import { IpvsClient } from "../sys/ipvs.ts";
 import type { SubsystemDeps } from "../subsystem.ts";
+import { SCHEDULERS } from "../config/schema.ts";
 
-const SCHEDS = [
-  "rr",
-  "wrr",
-  "lc",
-  "wlc",
-  "lblc",
-  "lblcr",
-  "dh",
-  "sh",
-  "sed",
-  "nq",
-  "mh",
-  "fo",
-  "ovf",
-];
+/** Every scheduler but twos, which this Debian kernel does not ship as a module. */
+const SCHEDS = SCHEDULERS.filter((s) => s !== "twos");
 
 async function sh(cmd: string, check = true): Promise<string> {
   const out = await new Deno.Command("sh", { args: ["-c", cmd], stdout: "piped", stderr: "piped" })
