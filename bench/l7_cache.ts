@@ -30,6 +30,8 @@ const CACHE = URLS / 10;
 const INFLIGHT = 64;
 const CHANGE_AT = 500_000;
 const WINDOW = 100_000;
+/** PRNG seed of the request stream (`--seed N`; 42 by default). */
+const SEED = Deno.args.includes("--seed") ? Number(Deno.args[Deno.args.indexOf("--seed") + 1]) : 42;
 
 /** A seeded xorshift PRNG in [0, 1). */
 function rng(seed: number): () => number {
@@ -46,7 +48,7 @@ function rng(seed: number): () => number {
 
 /** The request stream: URL indices drawn from Zipf(s = 1) over URLS ranks. */
 function zipfStream(): { urls: string[]; stream: Uint32Array } {
-  const random = rng(42);
+  const random = rng(SEED);
   const cdf = new Float64Array(URLS);
   let sum = 0;
   for (let k = 0; k < URLS; k++) cdf[k] = sum += 1 / (k + 1);
