@@ -8,9 +8,9 @@ import meta from "../deno.json" with { type: "json" };
 /** The repository root. */
 export const ROOT: string = new URL("..", import.meta.url).pathname;
 
-/** The `--allow-*` flags of the `run` task, the same the compile task bakes in. */
+/** The `--allow-*` and `--v8-flags` of the `run` task, the same the compile task bakes in. */
 export const RUN_FLAGS: string[] = meta.tasks.run.command.split(/\s+/).filter((w) =>
-  w.startsWith("--allow-")
+  w.startsWith("--allow-") || w.startsWith("--v8-flags=")
 );
 
 /** Output of one CLI run. */
