@@ -237,7 +237,8 @@ if (import.meta.main) {
   console.log(
     `vrrp bench: N=${RUNS} failovers per implementation and interval (interleaved), VRRPv3`,
   );
-  for (const intervalMs of Deno.env.get("VRRP_BENCH_ONLY") === "stress" ? [] : [1000, 100]) {
+  const only = Deno.env.get("VRRP_BENCH_ONLY"); // failover | stress | interop
+  for (const intervalMs of !only || only === "failover" ? [1000, 100] : []) {
     const t = await failoverTimes(intervalMs);
     const mdi = 3 * intervalMs + ((256 - 100) * intervalMs) / 256;
     console.log(
@@ -257,7 +258,11 @@ if (import.meta.main) {
       }, max ${(Math.max(...t.fulcrum) / Math.max(...t.keepalived)).toFixed(2)}`,
     );
   }
-  const only = Deno.env.get("VRRP_BENCH_ONLY");
+  if (!only || only === "stress") await stress();
+  if (!only || only === "interop") await interop();
+}
+
+async function stress(): Promise<void> {
   const f = await falseFailovers();
   console.log(
     `false failovers during ${STRESS_MS / 1000} s of ${
@@ -270,4 +275,29 @@ if (import.meta.main) {
   console.log(
     `  keepalived backup took the VIP ${f.keepalived.takeovers} times (${f.keepalived.samples} samples)`,
   );
+}
+
+async function interop(): Promise<void> {
+  console.log(
+    `interop with keepalived, VIP on exactly one side at every 100 ms sample for ${
+      STRESS_MS / 1000
+    } s:`,
+  );
+  const r = await new Deno.Command(Deno.execPath(), {
+    args: [
+      "test",
+      "-A",
+      "--filter",
+      "no flapping",
+      new URL("../tests/vrrp_keepalived_test.ts", import.meta.url).pathname,
+    ],
+    env: { VRRP_FLAP_WINDOW_MS: String(STRESS_MS), NO_COLOR: "1" },
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const out = new TextDecoder().decode(r.stdout);
+  for (const line of out.split("\n").filter((l) => / \.\.\. (ok|FAILED)/.test(l))) {
+    console.log(`  ${line}`);
+  }
+  if (!r.success) console.log(out.slice(-3000));
 }
