@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 DENO=${DENO:-deno}
 command -v "$DENO" >/dev/null 2>&1 || DENO="npx -y deno@2.9.6"
-all=(l7_cache l7_speed l4 health vrrp ipvs)
+all=(l7_cache l7_speed l4 health vrrp ipvs health_vm)
 selected=("$@")
 [ ${#selected[@]} -gt 0 ] || selected=("${all[@]}")
 for name in "${selected[@]}"; do
@@ -18,6 +18,8 @@ for name in "${selected[@]}"; do
       IPVS_VM_DENO=$($DENO eval 'console.log(Deno.execPath())') \
         tests/ipvs_vm.sh -- sh -c '"$DENO" run -A --no-check bench/ipvs_bench.ts'
       ;;
+    # keepalived's checker needs ip_vs: all three checkers side by side in the IPVS VM.
+    health_vm) $DENO run -A bench/health_bench.ts --vm ;;
     l4) $DENO run -A "bench/l4_bench.ts" ;;
     *) $DENO run -A "bench/${name}.ts" ;;
   esac
