@@ -20,7 +20,7 @@ for name in "${selected[@]}"; do
       ;;
     # keepalived's checker needs ip_vs: all three checkers side by side in the IPVS VM.
     health_vm) $DENO run -A bench/health_bench.ts --vm ;;
-    l4) $DENO run -A "bench/l4_bench.ts" ;;
-    *) $DENO run -A "bench/${name}.ts" ;;
+    l7_cache | l7_speed) $DENO run -A "bench/${name}.ts" ;;
+    *) $DENO run -A "bench/${name}_bench.ts" ;;
   esac
 done
