@@ -1,6 +1,7 @@
 /**
  * A pool as the switch sees it: its servers with live in-flight counts and effective
- * weights, the bounded-load hash ring over the usable ones, and the L4 schedulers for
+ * weights, the bounded-load hash ring over the usable ones, a sketch of which keys are
+ * hot (those move first when a server runs over its bound), and the L4 schedulers for
  * rules that balance with `scheduler:`. Pure: the caller feeds weights and counts.
  * @module
  */
@@ -16,6 +17,28 @@ import { buildRing, pickBounded, type Ring } from "./ring.ts";
  * requests carry half the weight).
  */
 export const RECENT_HALVING = 256;
+
+/**
+ * A key whose recent share of the pool's requests is at least 1 in this many is hot.
+ * Hot keys are the ones to move when a server runs over: the next server soon holds
+ * them in its cache too, while a moved cold key misses there (bench/l7_cache.ts).
+ */
+export const HOT_SHARE = 256;
+
+/**
+ * Hot keys leave their home at this fraction of the load bound, so a server holding
+ * a popular key sheds it before it has to shed cold keys at the bound itself.
+ */
+export const HOT_BOUND = 0.9;
+
+/** Counters of the hot-key sketch per pool (16 KiB), indexed by the key's hash. */
+export const KEY_SLOTS = 4096;
+
+/**
+ * Key counts are halved every this many × {@link RECENT_HALVING} × servers requests:
+ * a longer window than the rate's, so a key's share is counted over enough requests.
+ */
+export const KEY_HALVING = 16;
 
 /**
  * The in-flight bound is this many times the load bound: a safety net for a slow
@@ -78,6 +101,9 @@ export class PoolRuntime {
   #schedulers = new Map<string, Scheduler>();
   #total = 0;
   #recentTotal = 0;
+  #keyCounts = new Uint32Array(KEY_SLOTS);
+  #keyTotal = 0;
+  #keyCounted = 0;
 
   /** A pool from its Model; `weightOf` gives the current effective weight per address. */
   constructor(pool: PoolModel, weightOf: (address: string) => number | undefined) {
@@ -133,8 +159,12 @@ export class PoolRuntime {
     for (const sched of this.#schedulers.values()) sched.update(dests);
   }
 
-  /** Counts a request as started on `server`. */
-  acquire(server: ServerRuntime): void {
+  /**
+   * Counts a request as started on `server`; `hash` (the pick's) also counts its key
+   * towards the hot-key sketch, so pass it for hashed requests.
+   */
+  acquire(server: ServerRuntime, hash?: number): void {
+    if (hash !== undefined) this.#countKey(hash);
     server.recent++;
     if (++this.#recentTotal >= RECENT_HALVING * Math.max(1, this.#ringServers.length)) {
       for (const s of this.servers) s.recent /= 2;
@@ -144,6 +174,25 @@ export class PoolRuntime {
     server.dest.activeConns = server.inflight;
     server.dest.overloaded = server.maxConns > 0 && server.inflight >= server.maxConns;
     this.#total++;
+  }
+
+  #countKey(hash: number): void {
+    this.#keyCounts[hash % KEY_SLOTS]++;
+    this.#keyTotal++;
+    if (
+      ++this.#keyCounted >= KEY_HALVING * RECENT_HALVING * Math.max(1, this.#ringServers.length)
+    ) {
+      this.#keyCounted = 0;
+      let total = 0;
+      for (let i = 0; i < KEY_SLOTS; i++) total += this.#keyCounts[i] >>>= 1;
+      this.#keyTotal = total;
+    }
+  }
+
+  /** True when the key of `hash` is at least 1 in {@link HOT_SHARE} of recent requests. */
+  #hot(hash: number): boolean {
+    const count = this.#keyCounts[hash % KEY_SLOTS];
+    return count > 0 && count * HOT_SHARE >= this.#keyTotal;
   }
 
   /** Counts a request as finished on `server`. */
@@ -167,16 +216,27 @@ export class PoolRuntime {
       // counts does not scatter keys (bench/l7_cache.ts measures the difference).
       // A server with nothing in flight is never over its bound: at low load the
       // same key always goes to the same server.
-      let pick = pickBounded(this.#ring, hash, {
-        load: (i) => blocked(servers[i]) ? Infinity : servers[i].inflight ? servers[i].recent : 0,
-        totalLoad: this.#recentTotal,
-        bound,
-      });
+      const ring = this.#ring;
+      const rate = (i: number) =>
+        blocked(servers[i]) ? Infinity : servers[i].inflight ? servers[i].recent : 0;
+      // A hot key walks on at HOT_BOUND × bound; if no server is under that, it is
+      // placed like any key at the bound itself.
+      const hot = bound !== Infinity && this.#hot(hash);
+      const soft = hot ? HOT_BOUND * bound : bound;
+      let pick = pickBounded(ring, hash, { load: rate, totalLoad: this.#recentTotal, bound: soft });
       if (!pick) return undefined;
+      if (hot && !pick.diverted) {
+        const cap = Math.ceil(
+          (soft * (this.#recentTotal + 1) * ring.members[pick.home].weight) / ring.totalWeight,
+        );
+        if (rate(pick.home) + 1 > cap) {
+          pick = pickBounded(ring, hash, { load: rate, totalLoad: this.#recentTotal, bound }) ??
+            pick;
+        }
+      }
       const home = pick.home;
       // Safety: a server with too many requests in flight (slow or stuck) is passed.
       const chosen = servers[pick.member];
-      const ring = this.#ring;
       const cap = Math.ceil(
         (INFLIGHT_FACTOR * bound * (this.#total + 1) * chosen.weight) / ring.totalWeight,
       );

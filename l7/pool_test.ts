@@ -117,6 +117,35 @@ Deno.test("the recent-rate bound keeps a hot key's server within bound × its sh
   for (const [address, n] of counts) assert.ok(n <= 1.3 * 1000, `${address} took ${n} of 3000`);
 });
 
+Deno.test("an over-loaded server sheds its hot key before any cold key", () => {
+  const pool = new PoolRuntime(three, () => undefined);
+  const hotHome = pool.pick({ key: "/hot" })!.server;
+  // cold keys homed with the hot one: its server has 1/4 hot + 1/4 cold of the traffic
+  const cold: string[] = [];
+  const others: string[] = [];
+  for (let i = 0; cold.length < 500 || others.length < 500; i++) {
+    const key = `/cold/${i}`;
+    (pool.pick({ key })!.server === hotHome ? cold : others).push(key);
+  }
+  const inflight: ServerRuntime[] = [];
+  let hotMoved = 0;
+  let coldMoved = 0;
+  let hotHomeCount = 0;
+  for (let i = 0; i < 8000; i++) {
+    const key = i % 4 === 0 ? "/hot" : i % 4 === 1 ? cold[(i >> 2) % 500] : others[i % 500];
+    const pick = pool.pick({ key, loadBound: 1.25 })!;
+    if (pick.diverted && key === "/hot") hotMoved++;
+    if (pick.diverted && key !== "/hot") coldMoved++;
+    if (i >= 4000 && pick.server === hotHome) hotHomeCount++;
+    pool.acquire(pick.server, pick.hash);
+    inflight.push(pick.server);
+    if (inflight.length > 8) pool.release(inflight.shift()!);
+  }
+  assert.ok(hotMoved > 0, "the hot key never left its home");
+  assert.ok(coldMoved < hotMoved / 20, `${coldMoved} cold vs ${hotMoved} hot requests moved`);
+  assert.ok(hotHomeCount <= 1.25 * 4000 / 3, `the hot key's home took ${hotHomeCount} of 4000`);
+});
+
 Deno.test("at low load one key keeps its server however often it is asked for", () => {
   const pool = new PoolRuntime(three, () => undefined);
   const home = pool.pick({ key: "/a.jpg" })!.server;

@@ -521,7 +521,7 @@ export class ProxyListener {
       const pool = d.pool;
       const server = d.pick.server;
       labels.push(server.address);
-      pool.acquire(server);
+      pool.acquire(server, d.pick.hash);
       this.#inflight++;
       this.#shared.metrics.inflight(this.name, 1);
       try {
