@@ -299,5 +299,5 @@ async function interop(): Promise<void> {
   for (const line of out.split("\n").filter((l) => / \.\.\. (ok|FAILED)/.test(l))) {
     console.log(`  ${line}`);
   }
-  if (!r.success) console.log(out.slice(-3000));
+  if (!r.success) console.log(out.slice(-3000), new TextDecoder().decode(r.stderr).slice(-3000));
 }
