@@ -299,7 +299,5 @@ async function interop(): Promise<void> {
   // a test running over a minute gets a "still running" note between its name and "ok"
   const lines = out.split("\n").filter((l) => /\.\.\.|passed|FAILED|ok \(/.test(l));
   for (const line of lines) console.log(`  ${line.trim()}`);
-    console.log(`  ${line}`);
-  }
   if (!r.success) console.log(out.slice(-3000), new TextDecoder().decode(r.stderr).slice(-3000));
 }
