@@ -28,6 +28,8 @@ import {
 import { createProber, type Prober } from "./probe.ts";
 import { firstProbeAt, nextProbeAt } from "./schedule.ts";
 import type { AdminState } from "./state.ts";
+import type { TcpBatchChecker, TcpDone } from "./tcp_batch.ts";
+import type { Target } from "./tcp.ts";
 
 export { createProber, probe, type Prober } from "./probe.ts";
 
@@ -51,11 +53,12 @@ export interface HealthSubsystem extends Subsystem, PoolsApi {
   metrics(): string;
 }
 
+/** Updated in place on every check (no allocation per check). */
 interface LastResult {
-  readonly ok: boolean;
-  readonly reason: string;
-  readonly duration: number;
-  readonly at: number;
+  ok: boolean;
+  reason: string;
+  duration: number;
+  at: number;
 }
 
 interface Entry {
@@ -80,6 +83,14 @@ interface Entry {
   gen: number;
   /** What was last written to the shared table, to skip writes that change nothing. */
   published?: string;
+  /** Where TCP checks connect; cleared when the server or check changes. */
+  target?: Target;
+  /** The batched TCP probe this entry's reusable callback is serving, if any. */
+  tcpBusy: boolean;
+  tcpGen: number;
+  tcpDue: number;
+  tcpT0: number;
+  tcpDone?: TcpDone;
 }
 
 /** Granularity of the probe timer wheel (ms): due probes start together each slot. */
@@ -110,6 +121,18 @@ class HealthChecker implements HealthSubsystem {
   #random: () => number;
   #prober: Prober;
   #closeProber: () => void;
+  /** The default prober's TCP batch: TCP probes start and finish in the wheel's tick. */
+  #tcp?: TcpBatchChecker;
+  /** Scratch arguments of {@link nextProbeAt}, reused so a check allocates nothing. */
+  #timing = {
+    interval: 0,
+    fastinter: 0,
+    downinter: 0,
+    jitter: 0,
+    dueAt: 0,
+    now: 0,
+    random: 0,
+  };
   #onProbe?: (pool: string, address: string, dueAt: number) => void;
   #entries = new Map<string, Entry>();
   #pools = new Map<string, PoolModel>();
@@ -137,6 +160,7 @@ class HealthChecker implements HealthSubsystem {
       const made = createProber();
       this.#prober = made.probe;
       this.#closeProber = made.close;
+      this.#tcp = made.tcp;
     }
     this.#onProbe = options.onProbe;
   }
@@ -374,6 +398,7 @@ class HealthChecker implements HealthSubsystem {
         }
         const serverChanged = stable(e.server) !== stable(server);
         e.server = server;
+        e.target = undefined;
         if (checkChanged) {
           e.check = pool.check;
           e.slowstart = pool.slowstart;
@@ -414,6 +439,10 @@ class HealthChecker implements HealthSubsystem {
       reason: none ? "no check" : machine.reason,
       since: now,
       gen: 0,
+      tcpBusy: false,
+      tcpGen: 0,
+      tcpDue: 0,
+      tcpT0: 0,
     };
     this.#entries.set(serverKey(e.pool, e.address), e);
     this.#publish(e);
@@ -478,10 +507,17 @@ class HealthChecker implements HealthSubsystem {
       budget--;
       const dueAt = e.dueAt;
       e.dueAt = undefined;
+      if (this.#tcp && e.check.type === "tcp") {
+        this.#startTcp(this.#tcp, e, gen, dueAt);
+        continue;
+      }
       const run = this.#run(e, gen, dueAt);
       this.#inflight.add(run);
       run.finally(() => this.#inflight.delete(run));
     }
+    // Loopback and LAN connects have mostly completed by now; the rest are polled
+    // on later ticks until they complete or time out.
+    this.#tcp?.poll();
     if (this.#readyHead === this.#ready.length) {
       this.#ready = [];
       this.#readyHead = 0;
@@ -489,6 +525,34 @@ class HealthChecker implements HealthSubsystem {
       this.#ready = this.#ready.slice(this.#readyHead);
       this.#readyHead = 0;
     }
+  }
+
+  /**
+   * Starts a TCP probe on the shared batch. Its outcome arrives synchronously, from
+   * this tick's or a later tick's poll, through a callback reused across probes.
+   */
+  #startTcp(tcp: TcpBatchChecker, e: Entry, gen: number, dueAt: number): void {
+    this.#onProbe?.(e.pool, e.address, dueAt);
+    const target = e.target ??= {
+      host: e.server.address.host,
+      port: e.check.port ?? e.server.address.port,
+    };
+    const t0 = performance.now();
+    e.abort = undefined;
+    if (e.tcpBusy) {
+      // A probe of an older generation is still out: this one gets its own callback.
+      tcp.start(target, e.check, (outcome) => this.#complete(e, gen, dueAt, t0, outcome));
+      return;
+    }
+    e.tcpBusy = true;
+    e.tcpGen = gen;
+    e.tcpDue = dueAt;
+    e.tcpT0 = t0;
+    e.tcpDone ??= (outcome) => {
+      e.tcpBusy = false;
+      this.#complete(e, e.tcpGen, e.tcpDue, e.tcpT0, outcome);
+    };
+    tcp.start(target, e.check, e.tcpDone);
   }
 
   async #run(e: Entry, gen: number, dueAt: number): Promise<void> {
@@ -508,6 +572,11 @@ class HealthChecker implements HealthSubsystem {
     } catch (error) {
       outcome = { ok: false, reason: `check crashed: ${(error as Error)?.message ?? error}` };
     }
+    this.#complete(e, gen, dueAt, t0, outcome);
+  }
+
+  /** Takes a probe's outcome: counters, rise/fall, publish on change, next probe. */
+  #complete(e: Entry, gen: number, dueAt: number, t0: number, outcome: CheckOutcome): void {
     if (gen !== e.gen || !this.#running) return;
     e.abort = undefined;
     const duration = performance.now() - t0;
@@ -516,14 +585,33 @@ class HealthChecker implements HealthSubsystem {
     counters.durations.observe(duration / 1000);
     if (outcome.ok) counters.passed++;
     else counters.failed++;
-    e.last = { ok: outcome.ok, reason: outcome.reason, duration, at: now };
-    if (e.check.type === "exec" && outcome.ok) e.dynamic = outcome.weight;
-    const { state, transition } = observe(e.machine, outcome, {
-      rise: e.check.rise,
-      fall: e.check.fall,
-      now,
-    });
-    e.machine = state;
+    const last = e.last;
+    if (last) {
+      last.ok = outcome.ok;
+      last.reason = outcome.reason;
+      last.duration = duration;
+      last.at = now;
+    } else {
+      e.last = { ok: outcome.ok, reason: outcome.reason, duration, at: now };
+    }
+    const exec = e.check.type === "exec";
+    if (exec && outcome.ok) e.dynamic = outcome.weight;
+    const m = e.machine;
+    // The steady case (up and passing, or down and failing, with no count under way)
+    // changes nothing: skip the machine and the publish.
+    const steady = m.health === "up"
+      ? outcome.ok && m.failures === 0
+      : !outcome.ok && m.passes === 0;
+    let transition: string | undefined;
+    if (!steady) {
+      const observed = observe(m, outcome, {
+        rise: e.check.rise,
+        fall: e.check.fall,
+        now,
+      });
+      e.machine = observed.state;
+      transition = observed.transition;
+    }
     if (transition) {
       e.reason = outcome.reason;
       e.since = now;
@@ -539,11 +627,18 @@ class HealthChecker implements HealthSubsystem {
       else this.#deps.log.info("server up", fields);
       if (transition === "up") this.#armRamp(e);
     }
-    this.#publish(e);
-    this.#arm(
-      e,
-      nextProbeAt(e.machine, { ...e.check, dueAt, now, random: this.#random() }),
-    );
+    // Without a transition only a dynamic (exec) weight or a slow-start ramp can
+    // change what is published.
+    if (transition || exec || e.rampTimer !== undefined) this.#publish(e);
+    const t = this.#timing;
+    t.interval = e.check.interval;
+    t.fastinter = e.check.fastinter;
+    t.downinter = e.check.downinter;
+    t.jitter = e.check.jitter;
+    t.dueAt = dueAt;
+    t.now = now;
+    t.random = this.#random();
+    this.#arm(e, nextProbeAt(e.machine, t));
   }
 
   /** Re-publishes the weight in steps while slow start ramps it. */

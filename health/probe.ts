@@ -8,7 +8,7 @@ import { checkExec } from "./exec.ts";
 import { checkHttp } from "./http.ts";
 import type { CheckOutcome } from "./machine.ts";
 import { checkTcp, type ProbeOptions, type Target } from "./tcp.ts";
-import { tcpChecker } from "./tcp_batch.ts";
+import { type TcpBatchChecker, tcpChecker } from "./tcp_batch.ts";
 
 /** The server a probe is aimed at. */
 export interface ProbeTarget {
@@ -72,9 +72,12 @@ export interface ProberOptions {
  * A prober whose TCP checks share one batched nonblocking connector (libc, when FFI
  * is allowed) and whose exec checks run at most `maxExec` at a time, so a thousand
  * exec-checked servers never fork a thousand processes at once. `close` fails pending
- * TCP checks and releases their sockets.
+ * TCP checks and releases their sockets. `tcp` is the shared batch behind the TCP
+ * checks when FFI is allowed, for a caller that starts and polls checks itself.
  */
-export function createProber(options: ProberOptions = {}): { probe: Prober; close: () => void } {
+export function createProber(
+  options: ProberOptions = {},
+): { probe: Prober; close: () => void; tcp?: TcpBatchChecker } {
   const tcp = tcpChecker();
   const max = Math.max(1, options.maxExec ?? 64);
   let running = 0;
@@ -103,5 +106,6 @@ export function createProber(options: ProberOptions = {}): { probe: Prober; clos
       }
     },
     close: tcp.close,
+    tcp: tcp.batch,
   };
 }

@@ -28,11 +28,14 @@ import type { CheckOutcome } from "./machine.ts";
 import { timeoutReason } from "./reason.ts";
 import { checkTcp, type ProbeOptions, type Target } from "./tcp.ts";
 
+/** Called once with a connect's outcome. */
+export type TcpDone = (outcome: CheckOutcome) => void;
+
 interface Pending {
   readonly fd: number;
   readonly deadline: number;
   readonly timeout: number;
-  readonly resolve: (outcome: CheckOutcome) => void;
+  readonly done: TcpDone;
   readonly signal?: AbortSignal;
 }
 
@@ -72,13 +75,18 @@ export function sockaddr(host: string, port: number): Uint8Array<ArrayBuffer> {
 }
 
 const SUCCESS: CheckOutcome = { ok: true, reason: "connected" };
+const STOPPED: CheckOutcome = { ok: false, reason: "check stopped" };
 
 /** Runs TCP checks with batched nonblocking connects. */
 export class TcpBatchChecker {
   #pending: Pending[] = [];
+  #spare: Pending[] = [];
   #timer?: ReturnType<typeof setTimeout>;
-  #addrs = new Map<string, Uint8Array<ArrayBuffer>>();
+  #addrs = new Map<string, Map<number, Uint8Array<ArrayBuffer>>>();
+  #addrCount = 0;
   #pollfds = new Uint8Array(8 * 64);
+  #failures = new Map<number, CheckOutcome>();
+  #timeouts = new Map<number, CheckOutcome>();
   readonly #tick: number;
 
   /** `tick`: ms between polls of pending connects (a check's result is late by at most this). */
@@ -93,99 +101,168 @@ export class TcpBatchChecker {
 
   /** Runs one check. Never throws. */
   check(target: Target, options: ProbeOptions): Promise<CheckOutcome> {
-    if (options.signal?.aborted) return Promise.resolve({ ok: false, reason: "check stopped" });
-    const key = `${target.host}|${target.port}`;
-    let addr = this.#addrs.get(key);
-    if (!addr) {
-      addr = sockaddr(target.host, target.port);
-      if (this.#addrs.size > 100_000) this.#addrs.clear();
-      this.#addrs.set(key, addr);
-    }
+    return new Promise((resolve) => {
+      this.start(target, options, resolve);
+      if (this.#pending.length) this.#timer ??= setTimeout(() => this.#pollTimer(), this.#tick);
+    });
+  }
+
+  /**
+   * Starts one check and calls `done` with its outcome exactly once: at once when the
+   * connect fails or completes on the spot, else from a later {@link poll} (the caller
+   * polls, typically on its own timer; {@link check} arms one itself). Never throws.
+   */
+  start(target: Target, options: ProbeOptions, done: TcpDone): void {
+    if (options.signal?.aborted) return done(STOPPED);
+    const addr = this.#addr(target.host, target.port);
     let fd: number;
     try {
       fd = socket(addr.length === 28 ? AF_INET6 : AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
     } catch (error) {
-      return Promise.resolve({ ok: false, reason: `socket failed: ${(error as Error).message}` });
+      return done({ ok: false, reason: `socket failed: ${(error as Error).message}` });
     }
     const errno = connectNow(fd, addr);
     if (errno === 0) {
       closeAbortive(fd);
-      return Promise.resolve(SUCCESS);
+      return done(SUCCESS);
     }
     if (errno !== EINPROGRESS) {
       closeAbortive(fd);
-      return Promise.resolve({ ok: false, reason: errnoReason(errno) });
+      return done(this.#failure(errno));
     }
-    return new Promise((resolve) => {
-      this.#pending.push({
-        fd,
-        deadline: performance.now() + options.timeout,
-        timeout: options.timeout,
-        resolve,
-        signal: options.signal,
-      });
-      this.#timer ??= setTimeout(() => this.#poll(), this.#tick);
+    this.#pending.push({
+      fd,
+      deadline: performance.now() + options.timeout,
+      timeout: options.timeout,
+      done,
+      signal: options.signal,
     });
   }
 
-  #poll(): void {
+  #addr(host: string, port: number): Uint8Array<ArrayBuffer> {
+    let ports = this.#addrs.get(host);
+    if (!ports) {
+      if (this.#addrCount > 100_000) {
+        this.#addrs.clear();
+        this.#addrCount = 0;
+      }
+      ports = new Map();
+      this.#addrs.set(host, ports);
+    }
+    let addr = ports.get(port);
+    if (!addr) {
+      addr = sockaddr(host, port);
+      ports.set(port, addr);
+      this.#addrCount++;
+    }
+    return addr;
+  }
+
+  #failure(errno: number): CheckOutcome {
+    let outcome = this.#failures.get(errno);
+    if (!outcome) {
+      outcome = { ok: false, reason: errnoReason(errno) };
+      this.#failures.set(errno, outcome);
+    }
+    return outcome;
+  }
+
+  #timeout(ms: number): CheckOutcome {
+    let outcome = this.#timeouts.get(ms);
+    if (!outcome) {
+      outcome = { ok: false, reason: timeoutReason(ms) };
+      if (this.#timeouts.size > 1000) this.#timeouts.clear();
+      this.#timeouts.set(ms, outcome);
+    }
+    return outcome;
+  }
+
+  #pollTimer(): void {
     this.#timer = undefined;
+    this.poll();
+    if (this.#pending.length) this.#timer = setTimeout(() => this.#pollTimer(), this.#tick);
+  }
+
+  /**
+   * Polls every pending connect once without waiting and finishes those that
+   * completed, failed, were aborted or ran out of time. Returns how many remain.
+   */
+  poll(): number {
     const list = this.#pending;
-    if (this.#pollfds.length < list.length * 8) {
-      this.#pollfds = new Uint8Array(list.length * 16);
+    const n = list.length;
+    if (n === 0) return 0;
+    if (this.#pollfds.length < n * 8) this.#pollfds = new Uint8Array(n * 16);
+    const pfd = this.#pollfds.subarray(0, n * 8);
+    const words = new Int32Array(pfd.buffer, 0, n * 2);
+    for (let i = 0; i < n; i++) {
+      words[i * 2] = list[i].fd;
+      words[i * 2 + 1] = POLLOUT; // events = POLLOUT, revents = 0 (little-endian)
     }
-    const pfd = this.#pollfds.subarray(0, list.length * 8);
-    const view = new DataView(pfd.buffer, pfd.byteOffset, pfd.byteLength);
-    for (let i = 0; i < list.length; i++) {
-      view.setInt32(i * 8, list[i].fd, true);
-      view.setInt16(i * 8 + 4, POLLOUT, true);
-      view.setInt16(i * 8 + 6, 0, true);
-    }
-    pollNow(pfd);
+    const ready = pollNow(pfd);
     const now = performance.now();
-    const still: Pending[] = [];
-    for (let i = 0; i < list.length; i++) {
+    // A callback may start new checks: they land on a fresh list, polled next time.
+    const still = this.#spare;
+    this.#pending = still;
+    const flags = new Int16Array(pfd.buffer, 0, n * 4);
+    for (let i = 0; i < n; i++) {
       const p = list[i];
-      const revents = view.getInt16(i * 8 + 6, true);
-      if (revents & (POLLOUT | POLLERR | POLLHUP)) {
+      const revents = ready > 0 ? flags[i * 4 + 3] : 0;
+      if (revents & (POLLERR | POLLHUP)) {
         const err = socketError(p.fd);
         closeAbortive(p.fd);
-        p.resolve(err === 0 ? SUCCESS : { ok: false, reason: errnoReason(err) });
+        p.done(err === 0 ? SUCCESS : this.#failure(err));
+      } else if (revents & POLLOUT) {
+        closeAbortive(p.fd);
+        p.done(SUCCESS);
       } else if (p.signal?.aborted) {
         closeAbortive(p.fd);
-        p.resolve({ ok: false, reason: "check stopped" });
+        p.done(STOPPED);
       } else if (now >= p.deadline) {
         closeAbortive(p.fd);
-        p.resolve({ ok: false, reason: timeoutReason(p.timeout) });
+        p.done(this.#timeout(p.timeout));
       } else {
         still.push(p);
       }
     }
-    this.#pending = still;
-    if (still.length) this.#timer = setTimeout(() => this.#poll(), this.#tick);
+    list.length = 0;
+    this.#spare = list;
+    if (this.#pending !== still) {
+      // A callback closed the checker: what was still under way is stopped too.
+      for (const p of still.splice(0)) {
+        closeAbortive(p.fd);
+        p.done(STOPPED);
+      }
+    }
+    return this.#pending.length;
   }
 
   /** Fails every pending connect as stopped and closes its socket. */
   close(): void {
     clearTimeout(this.#timer);
     this.#timer = undefined;
-    for (const p of this.#pending) {
-      closeAbortive(p.fd);
-      p.resolve({ ok: false, reason: "check stopped" });
-    }
+    const list = this.#pending;
     this.#pending = [];
+    for (const p of list) {
+      closeAbortive(p.fd);
+      p.done(STOPPED);
+    }
   }
+}
+
+/** A TCP check function and, when FFI is allowed, the batch behind it. */
+export interface TcpChecker {
+  check: (target: Target, options: ProbeOptions) => Promise<CheckOutcome>;
+  close: () => void;
+  /** The shared batch (FFI allowed): callers may {@link TcpBatchChecker.start} and poll it directly. */
+  batch?: TcpBatchChecker;
 }
 
 /**
  * A TCP check function backed by one shared {@link TcpBatchChecker} when FFI is
  * allowed, else by `Deno.connect`.
  */
-export function tcpChecker(): {
-  check: (target: Target, options: ProbeOptions) => Promise<CheckOutcome>;
-  close: () => void;
-} {
+export function tcpChecker(): TcpChecker {
   if (!ffiAvailable()) return { check: checkTcp, close: () => {} };
   const batch = new TcpBatchChecker();
-  return { check: (t, o) => batch.check(t, o), close: () => batch.close() };
+  return { check: (t, o) => batch.check(t, o), close: () => batch.close(), batch };
 }
