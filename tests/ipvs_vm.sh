@@ -43,7 +43,7 @@ kver=$(ls /boot | sed -n 's/^vmlinuz-\(.*-amd64\)$/\1/p' | sort -V | tail -1)
   { echo "ipvs_vm.sh: no Debian amd64 kernel with ip_vs modules under /boot; install linux-image-amd64" >&2; exit 2; }
 
 cache=${XDG_CACHE_HOME:-$HOME/.cache}/fulcrum-ipvs-vm/$kver
-initrd=$cache/initrd-v2.cpio.gz
+initrd=$cache/initrd-v3.cpio.gz
 if [ ! -s "$initrd" ]; then
   mkdir -p "$cache"
   tmp=$(mktemp -d)
@@ -69,6 +69,8 @@ rw=$(sed -n 's/.*fulcrumvm.rw=\([^ ]*\).*/\1/p' /proc/cmdline)
 run=$(sed -n 's/.*fulcrumvm.run=\([^ ]*\).*/\1/p' /proc/cmdline)
 for d in proc sys dev; do mount --move /$d /newroot/$d 2>/dev/null || mount -t $d $d /newroot/$d; done
 for d in tmp run var/tmp; do mount -t tmpfs tmpfs /newroot/$d; done
+# A work tree under /tmp (CI clones there) sits on the fresh tmpfs: make its mount point.
+mkdir -p "/newroot$rw" 2>/dev/null
 mount -t 9p -o trans=virtio,version=9p2000.L,msize=262144 work "/newroot$rw"
 chroot /newroot /bin/sh "$run"
 poweroff -f
