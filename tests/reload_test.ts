@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { freePort, spawnFulcrum, waitForHttp } from "./cli.ts";
+import { freePort, fulcrum, spawnFulcrum, waitForHttp } from "./cli.ts";
 
 function config(adminPort: number, weight: number): string {
   return `admin: { listen: 127.0.0.1:${adminPort} }
@@ -38,6 +38,13 @@ Deno.test("a running appliance reloads good → bad → good on SIGHUP and keeps
     const first = await status(base);
 
     await Deno.writeTextFile(path, config(port, 2));
+    const plan = await fulcrum(["plan", "-c", path]);
+    assert.equal(plan.code, 0, plan.stderr);
+    assert.deepEqual(plan.stdout.trim().split("\n"), [
+      "~ pool html",
+      "~ server html 127.0.0.1:8101",
+    ]);
+    assert.equal((await status(base)).config.hash, first.config.hash, "plan changes nothing");
     child.kill("SIGHUP");
     const second = await until(() => status(base), (s) => s.reloads.ok === 1);
     assert.notEqual(second.config.hash, first.config.hash);
