@@ -1,10 +1,9 @@
 import assert from "node:assert/strict";
 import { decodeAddress, Rtnl } from "./rtnl.ts";
 import { ifNameToIndex } from "./libc.ts";
-import { canUseNetns, Netns } from "../tests/netns.ts";
+import { canUseNetns, inNetnsChild, runFileInNetns } from "../tests/netns.ts";
 
-const CHILD = "FULCRUM_RTNL_TEST_NETNS";
-const inChild = Deno.env.get(CHILD) === "1";
+const inChild = inNetnsChild(import.meta.url);
 const canNetns = !inChild && await canUseNetns();
 
 Deno.test({
@@ -12,23 +11,9 @@ Deno.test({
   ignore: !canNetns,
 }, async () => {
   // the real test below runs in a namespace of its own, so no host interface is touched
-  const ns = await Netns.create("frt");
-  try {
-    const r = await ns.exec([
-      "env",
-      `${CHILD}=1`,
-      "NO_COLOR=1",
-      Deno.execPath(),
-      "test",
-      "-A",
-      "--no-check",
-      new URL(import.meta.url).pathname,
-    ], { check: false, timeoutMs: 60_000 });
-    assert.equal(r.code, 0, r.stdout + r.stderr);
-    assert.match(r.stdout, /addresses are added, listed and removed .* ok/);
-  } finally {
-    await ns.delete();
-  }
+  const r = await runFileInNetns(import.meta.url, { prefix: "frt" });
+  assert.equal(r.code, 0, r.stdout + r.stderr);
+  assert.match(r.stdout, /addresses are added, listed and removed .* ok/);
 });
 
 Deno.test("an RTM_NEWADDR payload decodes to family, prefix, ifindex and address", () => {

@@ -143,3 +143,50 @@ export async function lan(
   }
   return hub;
 }
+
+/** Carries the path of the test file that {@link runFileInNetns} re-runs in a namespace. */
+const NETNS_CHILD = "FULCRUM_TEST_NETNS_CHILD";
+
+/**
+ * True in the copy of test file `url` (its `import.meta.url`) that
+ * {@link runFileInNetns} runs inside a fresh namespace; its netns-only tests run there.
+ */
+export function inNetnsChild(url: string): boolean {
+  return Deno.env.get(NETNS_CHILD) === new URL(url).pathname;
+}
+
+/** Options of {@link runFileInNetns}. */
+export interface RunFileInNetnsOptions {
+  /** Prefix of the namespace's name (at most a few letters). */
+  readonly prefix?: string;
+  /** Kills the child `deno test` after this long. */
+  readonly timeoutMs?: number;
+}
+
+/**
+ * Re-runs test file `url` (its `import.meta.url`) with `deno test` inside a fresh
+ * network namespace, removed afterwards, so no host interface is touched. In the
+ * child {@link inNetnsChild} is true. Returns the child's output whatever its exit
+ * code: the caller asserts on it.
+ */
+export async function runFileInNetns(
+  url: string,
+  options: RunFileInNetnsOptions = {},
+): Promise<RunResult> {
+  const file = new URL(url).pathname;
+  const ns = await Netns.create(options.prefix);
+  try {
+    return await ns.exec([
+      "env",
+      `${NETNS_CHILD}=${file}`,
+      "NO_COLOR=1",
+      Deno.execPath(),
+      "test",
+      "-A",
+      "--no-check",
+      file,
+    ], { check: false, timeoutMs: options.timeoutMs ?? 60_000 });
+  } finally {
+    await ns.delete();
+  }
+}

@@ -4,35 +4,20 @@ import { configSchema } from "../config/schema.ts";
 import { ServerStates } from "../health/state.ts";
 import { createLogger } from "../log.ts";
 import { Rtnl } from "../sys/rtnl.ts";
-import { canUseNetns, Netns } from "../tests/netns.ts";
+import { canUseNetns, inNetnsChild, runFileInNetns } from "../tests/netns.ts";
 import { Instance } from "./instance.ts";
 import { RoleBoard } from "./role.ts";
 
-const CHILD = "FULCRUM_VRRP_INSTANCE_TEST_NETNS";
-const inChild = Deno.env.get(CHILD) === "1";
+const inChild = inNetnsChild(import.meta.url);
 const canNetns = !inChild && await canUseNetns();
 
 Deno.test({
   name: "instance behaviour passes inside a fresh network namespace",
   ignore: !canNetns,
 }, async () => {
-  const ns = await Netns.create("fvi");
-  try {
-    const r = await ns.exec([
-      "env",
-      `${CHILD}=1`,
-      "NO_COLOR=1",
-      Deno.execPath(),
-      "test",
-      "-A",
-      "--no-check",
-      new URL(import.meta.url).pathname,
-    ], { check: false, timeoutMs: 120_000 });
-    assert.equal(r.code, 0, r.stdout + r.stderr);
-    assert.match(r.stdout, /a stalled event loop .* \.\.\. ok/);
-  } finally {
-    await ns.delete();
-  }
+  const r = await runFileInNetns(import.meta.url, { prefix: "fvi", timeoutMs: 120_000 });
+  assert.equal(r.code, 0, r.stdout + r.stderr);
+  assert.match(r.stdout, /a stalled event loop .* \.\.\. ok/);
 });
 
 async function ip(args: string[]): Promise<void> {

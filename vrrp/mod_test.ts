@@ -7,13 +7,12 @@ import { createLogger } from "../log.ts";
 import type { AdminEnv } from "../subsystem.ts";
 import { Rtnl } from "../sys/rtnl.ts";
 import { ifNameToIndex } from "../sys/libc.ts";
-import { canUseNetns, Netns } from "../tests/netns.ts";
+import { canUseNetns, inNetnsChild, runFileInNetns } from "../tests/netns.ts";
 import { diff } from "../config/diff.ts";
 import { createVrrp } from "./mod.ts";
 import { RoleBoard } from "./role.ts";
 
-const CHILD = "FULCRUM_VRRP_MOD_TEST_NETNS";
-const inChild = Deno.env.get(CHILD) === "1";
+const inChild = inNetnsChild(import.meta.url);
 const canNetns = !inChild && await canUseNetns();
 const quiet = createLogger({ write: () => {} });
 
@@ -63,24 +62,10 @@ Deno.test({
   name: "subsystem behaviour passes inside a fresh network namespace",
   ignore: !canNetns,
 }, async () => {
-  const ns = await Netns.create("fvm");
-  try {
-    const r = await ns.exec([
-      "env",
-      `${CHILD}=1`,
-      "NO_COLOR=1",
-      Deno.execPath(),
-      "test",
-      "-A",
-      "--no-check",
-      new URL(import.meta.url).pathname,
-    ], { check: false, timeoutMs: 120_000 });
-    assert.equal(r.code, 0, r.stdout + r.stderr);
-    assert.match(r.stdout, /alone on a LAN.* \.\.\. ok/);
-    assert.match(r.stdout, /tracked interface .* \.\.\. ok/);
-  } finally {
-    await ns.delete();
-  }
+  const r = await runFileInNetns(import.meta.url, { prefix: "fvm", timeoutMs: 120_000 });
+  assert.equal(r.code, 0, r.stdout + r.stderr);
+  assert.match(r.stdout, /alone on a LAN.* \.\.\. ok/);
+  assert.match(r.stdout, /tracked interface .* \.\.\. ok/);
 });
 
 async function ip(args: string[]): Promise<void> {
