@@ -124,6 +124,9 @@ export function loadConfigText(
       if (located.missing && hinted.has(`${pathText(located.path)}|${located.missing}`)) continue;
       at(locate(doc.contents, located.path, located.key), located.message);
     }
+    for (const issue of crossCheckValidSections(data, options)) {
+      at(locate(doc.contents, issue.path, issue.key ?? false), issue.message);
+    }
     return finish(errors);
   }
 
@@ -134,6 +137,30 @@ export function loadConfigText(
 
   const model = buildModel(parsed.data, { path: file, hash: options.hash ?? "" });
   return { ok: true, model, config: parsed.data };
+}
+
+/**
+ * Cross-section checks for a file whose shape is wrong somewhere: each top-level
+ * section is parsed on its own, invalid ones stand in as their defaults, and checks
+ * that touch or rely on an invalid section are dropped, so every other mistake is
+ * still reported in the same pass.
+ */
+function crossCheckValidSections(data: unknown, options: LoadOptions): PathIssue[] {
+  const raw = (data ?? {}) as Record<string, unknown>;
+  const failed = new Set<string>();
+  const assembled: Record<string, unknown> = {};
+  for (const [key, section] of Object.entries(configSchema.shape)) {
+    const parsed = section.safeParse(raw[key]);
+    if (parsed.success) assembled[key] = parsed.data;
+    else {
+      failed.add(key);
+      assembled[key] = section.parse(undefined);
+    }
+  }
+  if (!failed.size) return [];
+  return crossCheck(assembled as Config, options).filter((issue) =>
+    !failed.has(String(issue.path[0])) && !(issue.needs ?? []).some((s) => failed.has(s))
+  );
 }
 
 function finish(errors: ConfigError[]): LoadResult {

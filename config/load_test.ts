@@ -447,3 +447,28 @@ Deno.test("defaults fill the model: check timings, timeouts and the admin endpoi
   assert.equal(result.model.l4.dataplane, "auto");
   assert.ok(Object.isFrozen(result.model.pools.p.servers));
 });
+
+Deno.test("shape errors and cross-section errors of valid sections are reported in one pass", () => {
+  const yaml = [
+    "pools:",
+    "  html: { servers: [{ address: 127.0.0.1:8101, wieght: 1 }] }",
+    "l7:",
+    "  listeners:",
+    "    - name: web",
+    "      listen: 127.0.0.1:8080",
+    "      rules: [{ pool: html }, { match: { path_prefix: /x }, pool: html }]",
+    "vrrp:",
+    "  instances:",
+    "    - { name: a, interface: eth0, vrid: 5, virtual_ipaddress: [10.0.0.1/24] }",
+    "    - { name: b, interface: eth0, vrid: 5, virtual_ipaddress: [10.0.0.2/24] }",
+    "",
+  ].join("\n");
+  const result = loadConfigText(yaml, { path: "t.yaml", localAddresses });
+  assert.equal(result.ok, false);
+  if (result.ok) return;
+  assert.deepEqual(result.errors.map(formatError), [
+    't.yaml:2:48: unknown key "wieght" in a server; did you mean "weight"?',
+    "t.yaml:7:31: rule 1 is unreachable: rule 0 has no match and catches every request; move the default rule last",
+    "t.yaml:11:41: vrid 5 is already used on eth0 by vrrp.instances[0]; VRIDs must be unique per interface",
+  ], "the pool reference to html is not reported: the pools section is what is broken");
+});

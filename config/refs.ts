@@ -13,6 +13,8 @@ export interface PathIssue {
   readonly message: string;
   /** Point at the key of the last path step instead of its value. */
   readonly key?: boolean;
+  /** Sections besides the path's own whose values this check relies on. */
+  readonly needs?: readonly string[];
 }
 
 /** Options of {@link crossCheck}. */
@@ -43,7 +45,10 @@ function listOf(names: Iterable<string>): string {
   return all.length ? all.join(", ") : "(none)";
 }
 
-/** Runs every cross-reference check on a schema-valid config. */
+/**
+ * Runs every cross-reference check on a schema-valid config (or one assembled from
+ * the sections that are valid; see `needs` to drop what relied on the others).
+ */
 export function crossCheck(config: Config, options: CrossCheckOptions = {}): PathIssue[] {
   const issues: PathIssue[] = [];
   const pools = new Set(Object.keys(config.pools));
@@ -52,6 +57,7 @@ export function crossCheck(config: Config, options: CrossCheckOptions = {}): Pat
       issues.push({
         path,
         message: `pool "${name}" is not defined; defined pools: ${listOf(pools)}`,
+        needs: ["pools"],
       });
     }
   };
@@ -279,6 +285,7 @@ export function crossCheck(config: Config, options: CrossCheckOptions = {}): Pat
       if (!local) {
         issues.push({
           path: [...base, "vip"],
+          needs: ["vrrp"],
           message:
             `VIP ${host} is neither a virtual_ipaddress of a VRRP instance nor an address of this host; add it to a VRRP instance or use a local address`,
         });
@@ -333,6 +340,7 @@ export function crossCheck(config: Config, options: CrossCheckOptions = {}): Pat
     issues.push({
       path: ["l4", "sync_daemon"],
       key: true,
+      needs: ["vrrp"],
       message:
         "the sync daemon follows the VRRP role; configure a VRRP instance or remove sync_daemon",
     });
