@@ -93,8 +93,17 @@ interface Entry {
   tcpDone?: TcpDone;
 }
 
-/** Granularity of the probe timer wheel (ms): due probes start together each slot. */
+/** Granularity of the probe timer wheel (ms) and the budget's unit. */
 const SLOT = 10;
+/**
+ * Longest gap (ms) between ticks that start probes: probes due within one gap start
+ * together. The gap is a twentieth of the shortest delay of any check, between
+ * {@link SLOT} and this, so a 1 s interval wakes the process 20 times a second
+ * instead of 100 and a start is never later than 5% of the delay.
+ */
+const MAX_PERIOD = 50;
+/** Longest sleep (ms) of the tick timer when nothing is due sooner. */
+const MAX_SLEEP = 1000;
 
 interface PoolCounters {
   readonly durations: Histogram;
@@ -141,8 +150,16 @@ class HealthChecker implements HealthSubsystem {
   #running = false;
   /** Probes due per wheel slot (floor(at / SLOT)), with the generation they were armed in. */
   #wheel = new Map<number, { e: Entry; gen: number }[]>();
-  #wheelTimer?: ReturnType<typeof setInterval>;
+  #wheelTimer?: ReturnType<typeof setTimeout>;
+  /** When the armed tick fires ({@link HealthChecker.#now} clock); Infinity when none. */
+  #wakeAt = Infinity;
   #lastSlot = 0;
+  #lastTick = 0;
+  #inTick = false;
+  /** The last tick left due probes waiting: start a slot's budget every slot. */
+  #behind = false;
+  /** {@link HealthChecker.#period}, recomputed when the servers change. */
+  #periodCache?: number;
   /** Probes whose time has come but that wait for a tick's budget, oldest first. */
   #ready: { e: Entry; gen: number }[] = [];
   #readyHead = 0;
@@ -167,8 +184,8 @@ class HealthChecker implements HealthSubsystem {
 
   start(model: Model): Promise<void> {
     this.#running = true;
-    this.#lastSlot = Math.floor(this.#now() / SLOT);
-    this.#wheelTimer = setInterval(() => this.#tick(), SLOT);
+    this.#lastTick = this.#now();
+    this.#lastSlot = Math.floor(this.#lastTick / SLOT);
     this.#reconcile(model);
     const n = this.#entries.size;
     this.#deps.log.info("health checks started", { pools: this.#pools.size, servers: n });
@@ -184,8 +201,9 @@ class HealthChecker implements HealthSubsystem {
 
   async stop(): Promise<void> {
     this.#running = false;
-    clearInterval(this.#wheelTimer);
+    clearTimeout(this.#wheelTimer);
     this.#wheelTimer = undefined;
+    this.#wakeAt = Infinity;
     this.#wheel.clear();
     this.#ready = [];
     this.#readyHead = 0;
@@ -381,6 +399,7 @@ class HealthChecker implements HealthSubsystem {
   /** Makes the entries match `model`: adds, removes, updates and restarts checks. */
   #reconcile(model: Model): void {
     this.#budgetCache = undefined;
+    this.#periodCache = undefined;
     const wanted = new Set<string>();
     for (const pool of Object.values(model.pools)) {
       const before = this.#pools.get(pool.name);
@@ -473,6 +492,37 @@ class HealthChecker implements HealthSubsystem {
     const item = { e, gen: e.gen };
     if (bucket) bucket.push(item);
     else this.#wheel.set(slot, [item]);
+    // A tick arms the next one itself when it ends.
+    if (!this.#inTick) this.#wake(Math.max(slot * SLOT, this.#lastTick + this.#period()));
+  }
+
+  /** Arms the tick timer for `at` (same clock as `now`) unless it fires sooner already. */
+  #wake(at: number): void {
+    if (!this.#running) return;
+    if (this.#wheelTimer !== undefined && this.#wakeAt <= at) return;
+    clearTimeout(this.#wheelTimer);
+    const now = this.#now();
+    const delay = Math.min(MAX_SLEEP, Math.max(0, at - now));
+    this.#wakeAt = now + delay;
+    this.#wheelTimer = setTimeout(this.#onTimer, delay);
+  }
+
+  #onTimer = (): void => {
+    this.#wheelTimer = undefined;
+    this.#wakeAt = Infinity;
+    this.#tick();
+  };
+
+  /** The gap between ticks, {@link MAX_PERIOD} at most; see there. */
+  #period(): number {
+    if (this.#periodCache !== undefined) return this.#periodCache;
+    let shortest = Infinity;
+    for (const e of this.#entries.values()) {
+      if (e.check.type === "none") continue;
+      shortest = Math.min(shortest, e.check.interval, e.check.fastinter, e.check.downinter);
+    }
+    const period = Math.floor(shortest / 20 / SLOT) * SLOT;
+    return this.#periodCache = Math.max(SLOT, Math.min(MAX_PERIOD, period));
   }
 
   /**
@@ -490,9 +540,38 @@ class HealthChecker implements HealthSubsystem {
     return Math.max(8, Math.ceil(2 * perMs * SLOT));
   }
 
-  /** Moves every probe whose slot has come to the ready queue, then starts a budget of them. */
+  /**
+   * Moves every probe whose slot has come to the ready queue, starts a budget of them
+   * (a slot's budget per slot elapsed, up to one period; one slot's while catching up
+   * on a backlog), polls the connects under way and arms the next tick.
+   */
   #tick(): void {
-    const current = Math.floor(this.#now() / SLOT);
+    this.#inTick = true;
+    try {
+      this.#startDue();
+    } finally {
+      this.#inTick = false;
+    }
+    if (!this.#running) return;
+    const now = this.#now();
+    if (this.#behind || (this.#tcp?.pending ?? 0) > 0) {
+      // Catching up, or connects still under way: come back after one slot.
+      this.#wake(now + SLOT);
+      return;
+    }
+    const next = now + this.#period();
+    const last = this.#lastSlot + Math.ceil(MAX_SLEEP / SLOT);
+    for (let slot = this.#lastSlot + 1; slot <= last; slot++) {
+      if (this.#wheel.has(slot)) return this.#wake(Math.max(next, slot * SLOT));
+    }
+    this.#wake(now + MAX_SLEEP);
+  }
+
+  #startDue(): void {
+    const now = this.#now();
+    const elapsed = now - this.#lastTick;
+    this.#lastTick = now;
+    const current = Math.floor(now / SLOT);
     for (let slot = this.#lastSlot + 1; slot <= current; slot++) {
       const bucket = this.#wheel.get(slot);
       if (!bucket) continue;
@@ -500,7 +579,12 @@ class HealthChecker implements HealthSubsystem {
       for (const item of bucket) this.#ready.push(item);
     }
     this.#lastSlot = Math.max(this.#lastSlot, current);
-    let budget = this.#budgetCache ??= this.#budget();
+    const perSlot = this.#budgetCache ??= this.#budget();
+    const periodBudget = perSlot * Math.round(this.#period() / SLOT);
+    const backlog = this.#ready.length - this.#readyHead;
+    let budget = this.#behind || backlog > periodBudget
+      ? perSlot
+      : Math.min(periodBudget, perSlot * Math.max(1, Math.round(elapsed / SLOT)));
     while (budget > 0 && this.#readyHead < this.#ready.length) {
       const { e, gen } = this.#ready[this.#readyHead++];
       if (gen !== e.gen || e.dueAt === undefined) continue;
@@ -518,6 +602,7 @@ class HealthChecker implements HealthSubsystem {
     // Loopback and LAN connects have mostly completed by now; the rest are polled
     // on later ticks until they complete or time out.
     this.#tcp?.poll();
+    this.#behind = this.#readyHead < this.#ready.length;
     if (this.#readyHead === this.#ready.length) {
       this.#ready = [];
       this.#readyHead = 0;
