@@ -1,7 +1,8 @@
 /**
- * Netlink: message and attribute encoding, and a socket that sends a request and
- * collects its replies (ACKs, errors with errno, multipart dumps). rtnetlink (VIPs)
- * and generic netlink (IPVS) are built on this.
+ * Netlink: message and attribute encoding, and a socket that sends a request (or a
+ * batch of many per system call) and collects its replies (ACKs, errors with errno
+ * and extended-ack text, multipart dumps). rtnetlink (VIPs) and generic netlink
+ * (IPVS) are built on this.
  * @module
  */
 import {
@@ -10,6 +11,7 @@ import {
   close,
   getpid,
   recvfrom,
+  recvfromNow,
   sendto,
   setReceiveTimeout,
   setsockoptInt,
@@ -191,6 +193,8 @@ export interface Message {
   /** The family's fixed header (genlmsghdr, ifaddrmsg, …). */
   readonly header?: Uint8Array;
   readonly attrs?: readonly Attr[];
+  /** The attributes already encoded (hot paths); sent instead of `attrs`. */
+  readonly encoded?: Uint8Array;
 }
 
 /** A received message. `payload` starts after the 16-byte nlmsghdr. */
@@ -201,20 +205,38 @@ export interface Reply {
   readonly payload: Uint8Array;
 }
 
+function messageSize(msg: Message): number {
+  const header = align4(msg.header?.length ?? 0);
+  return HEADER + header + (msg.encoded ? msg.encoded.length : attrsSize(msg.attrs ?? []));
+}
+
+/** Writes `msg` at `offset` of `out`; returns its size. */
+function writeMessage(
+  msg: Message,
+  seq: number,
+  pid: number,
+  out: Uint8Array,
+  offset: number,
+): number {
+  const size = messageSize(msg);
+  const view = new DataView(out.buffer, out.byteOffset, out.byteLength);
+  view.setUint32(offset, size, true);
+  view.setUint16(offset + 4, msg.type, true);
+  view.setUint16(offset + 6, msg.flags, true);
+  view.setUint32(offset + 8, seq, true);
+  view.setUint32(offset + 12, pid, true);
+  const header = msg.header ?? new Uint8Array(0);
+  out.set(header, offset + HEADER);
+  const body = offset + HEADER + align4(header.length);
+  if (msg.encoded) out.set(msg.encoded, body);
+  else writeAttrs(msg.attrs ?? [], out, body);
+  return size;
+}
+
 /** Encodes one message with the given sequence number and port id. */
 export function encodeMessage(msg: Message, seq: number, pid = 0): Uint8Array<ArrayBuffer> {
-  const header = msg.header ?? new Uint8Array(0);
-  const attrs = msg.attrs ?? [];
-  const size = HEADER + align4(header.length) + attrsSize(attrs);
-  const out = new Uint8Array(size);
-  const view = new DataView(out.buffer);
-  view.setUint32(0, size, true);
-  view.setUint16(4, msg.type, true);
-  view.setUint16(6, msg.flags, true);
-  view.setUint32(8, seq, true);
-  view.setUint32(12, pid, true);
-  out.set(header, HEADER);
-  writeAttrs(attrs, out, HEADER + align4(header.length));
+  const out = new Uint8Array(messageSize(msg));
+  writeMessage(msg, seq, pid, out, 0);
   return out;
 }
 
@@ -250,37 +272,61 @@ export class NetlinkError extends Error {
 }
 
 const NLMSGERR_ATTR_MSG = 1;
+const NLM_F_CAPPED = 0x100;
+const NLM_F_ACK_TLVS = 0x200;
 
-function errorOf(reply: Reply, what: string): NetlinkError | undefined {
-  const view = new DataView(reply.payload.buffer, reply.payload.byteOffset, 4);
-  const code = -view.getInt32(0, true);
-  if (code === 0) return undefined;
+/** The errno and extended-ack text of an NLMSG_ERROR payload (errno 0 = ACK). */
+export function decodeAck(reply: Reply): { errno: number; extack?: string } {
+  const p = reply.payload;
+  const view = new DataView(p.buffer, p.byteOffset, p.byteLength);
+  const errno = -view.getInt32(0, true) || 0;
+  if (errno === 0 || p.length < 20) return { errno };
   // With NETLINK_EXT_ACK the original header follows (16 bytes, payload capped), then TLVs.
-  const origLen = new DataView(reply.payload.buffer, reply.payload.byteOffset + 4, 4)
-    .getUint32(0, true);
-  const capped = (reply.flags & 0x100) !== 0; // NLM_F_CAPPED
+  const origLen = view.getUint32(4, true);
+  const capped = (reply.flags & NLM_F_CAPPED) !== 0;
   const tlvStart = 4 + (capped ? HEADER : align4(origLen));
-  let extack: string | undefined;
-  if ((reply.flags & 0x200) !== 0 && tlvStart < reply.payload.length) { // NLM_F_ACK_TLVS
-    const msg = attrMap(reply.payload.subarray(tlvStart)).get(NLMSGERR_ATTR_MSG);
-    if (msg) extack = read.str(msg);
-  }
-  return new NetlinkError(code, what, extack);
+  if ((reply.flags & NLM_F_ACK_TLVS) === 0 || tlvStart >= p.length) return { errno };
+  const msg = attrMap(p.subarray(tlvStart)).get(NLMSGERR_ATTR_MSG);
+  return msg ? { errno, extack: read.str(msg) } : { errno };
 }
 
 const SOL_NETLINK = 270;
 const NETLINK_EXT_ACK = 11;
 const NETLINK_CAP_ACK = 10;
+/** Bytes per sendto in a batch (the kernel refuses a message above its send buffer). */
+const BATCH_BYTES = 96 * 1024;
 
-/** A netlink socket for one protocol, doing one request at a time. */
+/** Options of the {@link NetlinkSocket} constructor. */
+export interface NetlinkSocketOptions {
+  /**
+   * Bytes of every read, 1 MiB unless set. The kernel sizes dump chunks to the largest
+   * read it has seen on the socket, so one size per socket means no chunk is truncated.
+   */
+  readonly receiveSize?: number;
+}
+
+/** One message of a {@link NetlinkSocket.batch}, with what names it in errors. */
+export interface BatchMessage extends Message {
+  /** Names the message in errors (`add service tcp 10.0.0.1:80`); built only when needed. */
+  readonly what: string | (() => string);
+}
+
+/**
+ * A netlink socket for one protocol, doing one request (or batch) at a time.
+ * Requests to the kernel are answered while `sendto` runs, so replies are read
+ * without waiting (a blocking read on a worker thread is only the fallback), and
+ * {@link NetlinkSocket.batch} sends many messages per system call.
+ */
 export class NetlinkSocket {
   readonly #fd: number;
+  readonly #receiveSize: number;
   #seq = Math.floor(Math.random() * 0x7fffffff);
   #busy: Promise<unknown> = Promise.resolve();
   #closed = false;
 
   /** Opens a socket for `protocol` (NETLINK_ROUTE, NETLINK_GENERIC). */
-  constructor(protocol: number) {
+  constructor(protocol: number, options: NetlinkSocketOptions = {}) {
+    this.#receiveSize = options.receiveSize ?? 1 << 20;
     this.#fd = socket(AF_NETLINK, SOCK_RAW, protocol);
     try {
       const addr = new Uint8Array(12);
@@ -299,41 +345,116 @@ export class NetlinkSocket {
   /**
    * Sends `msg` (NLM_F_REQUEST and NLM_F_ACK are added) and returns every data reply
    * until the ACK or NLMSG_DONE. Throws {@link NetlinkError} when the kernel refuses,
-   * naming `what` (e.g. `add service tcp 10.0.0.1:80`).
+   * naming `what` (e.g. `add service tcp 10.0.0.1:80`). `dump` (a multipart answer
+   * ending in NLMSG_DONE) defaults to whether `msg.flags` hold NLM_F_DUMP.
    */
-  request(msg: Message, what = "netlink request"): Promise<Reply[]> {
-    const run = this.#busy.then(() => this.#request(msg, what));
+  request(
+    msg: Message,
+    what: string | (() => string) = "netlink request",
+    options: { dump?: boolean } = {},
+  ): Promise<Reply[]> {
+    const dump = options.dump ?? (msg.flags & NLM_F_DUMP) === NLM_F_DUMP;
+    return this.#queue(async () => {
+      const [result] = await this.#exchange([{ ...msg, what }], dump, true);
+      if (result instanceof Error) throw result;
+      return result;
+    });
+  }
+
+  /**
+   * Sends messages in order, many per system call, and returns for each one
+   * `undefined` (done) or the kernel's error. A failed message does not stop the
+   * ones after it: the caller decides what to undo.
+   */
+  batch(msgs: readonly BatchMessage[]): Promise<(Error | undefined)[]> {
+    return this.#queue(async () => {
+      const out: (Error | undefined)[] = [];
+      let start = 0;
+      let size = 0;
+      const flush = async (end: number) => {
+        if (end === start) return;
+        const results = await this.#exchange(msgs.slice(start, end), false, false);
+        for (const r of results) out.push(r instanceof Error ? r : undefined);
+        start = end;
+        size = 0;
+      };
+      for (let i = 0; i < msgs.length; i++) {
+        const m = msgs[i];
+        size += 32 + (m.encoded ? m.encoded.length : (m.attrs?.length ?? 0) * 40);
+        if (size >= BATCH_BYTES) await flush(i + 1);
+      }
+      await flush(msgs.length);
+      return out;
+    });
+  }
+
+  #queue<T>(work: () => Promise<T>): Promise<T> {
+    const run = this.#busy.then(work);
     this.#busy = run.catch(() => undefined);
     return run;
   }
 
-  async #request(msg: Message, what: string): Promise<Reply[]> {
-    if (this.#closed) throw new Error(`${what}: the netlink socket is closed`);
-    const seq = ++this.#seq >>> 0;
-    sendto(
-      this.#fd,
-      encodeMessage({ ...msg, flags: msg.flags | NLM_F_REQUEST | NLM_F_ACK }, seq, 0),
-    );
-    const replies: Reply[] = [];
-    const dump = (msg.flags & NLM_F_DUMP) === NLM_F_DUMP;
-    for (;;) {
-      const got = await recvfrom(this.#fd, 1 << 20);
+  /**
+   * Sends `msgs` in one datagram and collects their outcomes. With `ackAll` false only
+   * the last message asks for an ACK: the kernel answers the others only when they fail,
+   * and handles them in order, so the last ACK means every earlier one is done.
+   */
+  async #exchange(
+    msgs: readonly BatchMessage[],
+    dump: boolean,
+    ackAll: boolean,
+  ): Promise<(Reply[] | Error)[]> {
+    const whatOf = (i: number) => {
+      const w = msgs[i].what;
+      return typeof w === "function" ? w() : w;
+    };
+    if (this.#closed) throw new Error(`${whatOf(0)}: the netlink socket is closed`);
+    const first = (this.#seq + 1) >>> 0;
+    this.#seq = (first + msgs.length - 1) >>> 0;
+    const last = msgs.length - 1;
+    const flagsOf = (m: Message, i: number) =>
+      m.flags | NLM_F_REQUEST | (ackAll || i === last ? NLM_F_ACK : 0);
+    const buf = new Uint8Array(msgs.reduce((n, m) => n + messageSize(m), 0));
+    let offset = 0;
+    msgs.forEach((m, i) => {
+      offset += writeMessage({ ...m, flags: flagsOf(m, i) }, (first + i) >>> 0, 0, buf, offset);
+    });
+    sendto(this.#fd, buf);
+    const results: (Reply[] | Error | undefined)[] = msgs.map(() => undefined);
+    const data: Reply[][] = msgs.map(() => []);
+    let pending = ackAll ? msgs.length : 1;
+    while (pending > 0) {
+      const got = recvfromNow(this.#fd, this.#receiveSize) ??
+        await recvfrom(this.#fd, this.#receiveSize);
       if (!got) {
-        throw new SysError(`${what}: no netlink reply`, 110, "the kernel did not answer in 5s");
+        throw new SysError(
+          `${whatOf(0)}: no netlink reply`,
+          110,
+          "the kernel did not answer in 5s",
+        );
       }
       for (const reply of decodeMessages(got.data)) {
-        if (reply.seq !== seq) continue;
+        const index = (reply.seq - first) >>> 0;
+        if (index >= msgs.length || results[index] !== undefined) continue;
+        const counts = ackAll || index === last;
         if (reply.type === NLMSG_ERROR) {
-          const error = errorOf(reply, what);
-          if (error) throw error;
-          if (!dump) return replies;
-          continue;
+          const ack = decodeAck(reply);
+          if (ack.errno !== 0) {
+            results[index] = new NetlinkError(ack.errno, whatOf(index), ack.extack);
+            if (counts) pending--;
+          } else if (!dump) {
+            results[index] = data[index];
+            if (counts) pending--;
+          }
+        } else if (reply.type === NLMSG_DONE) {
+          results[index] = data[index];
+          if (counts) pending--;
+        } else if (reply.type !== NLMSG_NOOP) {
+          data[index].push(reply);
         }
-        if (reply.type === NLMSG_DONE) return replies;
-        if (reply.type === NLMSG_NOOP) continue;
-        replies.push(reply);
       }
     }
+    return results.map((r, i) => r ?? data[i]);
   }
 
   /** Closes the socket; pending and later requests fail. */

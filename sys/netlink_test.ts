@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import {
   attr,
   attrMap,
+  decodeAck,
   decodeAttrs,
   decodeMessages,
   encodeAttrs,
@@ -69,6 +70,64 @@ Deno.test("a route netlink dump lists the loopback link, and a bad request names
       (error: unknown) =>
         error instanceof NetlinkError && /delete 203\.0\.113\.9\/32 from lo/.test(error.message),
     );
+  } finally {
+    nl.close();
+  }
+});
+
+Deno.test("an error reply yields errno and the kernel's extended-ack text; errno 0 is an ACK", () => {
+  // NLMSG_ERROR payload: -EINVAL, the capped original header, then NLMSGERR_ATTR_MSG.
+  const original = new Uint8Array(16);
+  const payload = new Uint8Array([
+    0xea,
+    0xff,
+    0xff,
+    0xff, // -22
+    ...original,
+    ...encodeAttrs([attr.str(1, "bad scheduler")]),
+  ]);
+  const msg = encodeMessage({ type: 2, flags: 0x100 | 0x200, header: payload }, 9);
+  assert.deepEqual(decodeAck(decodeMessages(msg)[0]), { errno: 22, extack: "bad scheduler" });
+  const ack = encodeMessage({ type: 2, flags: 0x100, header: new Uint8Array(20) }, 9);
+  assert.deepEqual(decodeAck(decodeMessages(ack)[0]), { errno: 0 });
+});
+
+Deno.test("pre-encoded attributes make the same message as the attributes", () => {
+  const attrs = [attr.u16(1, 80), attr.nested(2, [attr.u32(1, 7)])];
+  const header = new Uint8Array([1, 2, 0, 0]);
+  assert.deepEqual(
+    encodeMessage({ type: 30, flags: 1, header, encoded: encodeAttrs(attrs) }, 4),
+    encodeMessage({ type: 30, flags: 1, header, attrs }, 4),
+  );
+});
+
+Deno.test("a batch sends many messages at once and names each failure; the others succeed", async () => {
+  const nl = new NetlinkSocket(NETLINK_ROUTE);
+  try {
+    // RTM_GETLINK of lo (index 1) is answered; RTM_DELADDR of an absent address fails.
+    const getLo = {
+      type: 18,
+      flags: 0,
+      header: new Uint8Array([0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]),
+      what: "get lo",
+    };
+    const results = await nl.batch([
+      getLo,
+      {
+        type: 21,
+        flags: 0,
+        header: new Uint8Array([2, 32, 0, 0, 1, 0, 0, 0]),
+        attrs: [attr.bytes(2, new Uint8Array([203, 0, 113, 9]))],
+        what: () => "delete 203.0.113.9/32 from lo",
+      },
+      getLo,
+    ]);
+    assert.equal(results.length, 3);
+    assert.equal(results[0], undefined);
+    assert.ok(results[1] instanceof NetlinkError, String(results[1]));
+    assert.match(results[1].message, /delete 203\.0\.113\.9\/32 from lo/);
+    assert.equal(results[2], undefined);
+    assert.deepEqual(await nl.batch([]), []);
   } finally {
     nl.close();
   }
