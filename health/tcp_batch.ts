@@ -85,6 +85,9 @@ export class TcpBatchChecker {
   #addrs = new Map<string, Map<number, Uint8Array<ArrayBuffer>>>();
   #addrCount = 0;
   #pollfds = new Uint8Array(8 * 64);
+  /** Views of {@link TcpBatchChecker.#pollfds}: fd+events as i32 pairs, revents as i16. */
+  #words = new Int32Array(this.#pollfds.buffer);
+  #halves = new Int16Array(this.#pollfds.buffer);
   #failures = new Map<number, CheckOutcome>();
   #timeouts = new Map<number, CheckOutcome>();
   readonly #tick: number;
@@ -191,9 +194,13 @@ export class TcpBatchChecker {
     const list = this.#pending;
     const n = list.length;
     if (n === 0) return 0;
-    if (this.#pollfds.length < n * 8) this.#pollfds = new Uint8Array(n * 16);
+    if (this.#pollfds.length < n * 8) {
+      this.#pollfds = new Uint8Array(n * 16);
+      this.#words = new Int32Array(this.#pollfds.buffer);
+      this.#halves = new Int16Array(this.#pollfds.buffer);
+    }
     const pfd = this.#pollfds.subarray(0, n * 8);
-    const words = new Int32Array(pfd.buffer, 0, n * 2);
+    const words = this.#words;
     for (let i = 0; i < n; i++) {
       words[i * 2] = list[i].fd;
       words[i * 2 + 1] = POLLOUT; // events = POLLOUT, revents = 0 (little-endian)
@@ -203,7 +210,7 @@ export class TcpBatchChecker {
     // A callback may start new checks: they land on a fresh list, polled next time.
     const still = this.#spare;
     this.#pending = still;
-    const flags = new Int16Array(pfd.buffer, 0, n * 4);
+    const flags = this.#halves;
     for (let i = 0; i < n; i++) {
       const p = list[i];
       const revents = ready > 0 ? flags[i * 4 + 3] : 0;
