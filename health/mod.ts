@@ -542,8 +542,8 @@ class HealthChecker implements HealthSubsystem {
 
   /**
    * Moves every probe whose slot has come to the ready queue, starts a budget of them
-   * (a slot's budget per slot elapsed, up to one period; one slot's while catching up
-   * on a backlog), polls the connects under way and arms the next tick.
+   * (a slot's budget per slot elapsed, up to one period; one slot's on the first tick
+   * after a stall), polls the connects under way and arms the next tick.
    */
   #tick(): void {
     this.#inTick = true;
@@ -582,7 +582,10 @@ class HealthChecker implements HealthSubsystem {
     const perSlot = this.#budgetCache ??= this.#budget();
     const periodBudget = perSlot * Math.round(this.#period() / SLOT);
     const backlog = this.#ready.length - this.#readyHead;
-    let budget = this.#behind || backlog > periodBudget
+    // A backlog bigger than a period brings (the process stalled) starts with one
+    // slot's budget; later ticks start twice the mean rate for the time that passed, so
+    // the backlog drains even when the timer fires late on a busy machine.
+    let budget = !this.#behind && backlog > periodBudget
       ? perSlot
       : Math.min(periodBudget, perSlot * Math.max(1, Math.round(elapsed / SLOT)));
     while (budget > 0 && this.#readyHead < this.#ready.length) {
