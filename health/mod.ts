@@ -165,10 +165,6 @@ class HealthChecker implements HealthSubsystem {
   #readyHead = 0;
   /** {@link HealthChecker.#budget}, recomputed when the servers change. */
   #budgetCache?: number;
-  /** Twice the mean probe rate (per ms), set with the budget; paces a catch-up. */
-  #catchUpRate = 0;
-  /** Fractional probes a catch-up tick could not start yet. */
-  #credit = 0;
 
   constructor(deps: SubsystemDeps, options: HealthOptions) {
     this.#deps = deps;
@@ -541,14 +537,13 @@ class HealthChecker implements HealthSubsystem {
       const shortest = Math.min(e.check.interval, e.check.fastinter, e.check.downinter);
       perMs += 1 / Math.max(1, shortest);
     }
-    this.#catchUpRate = 2 * perMs;
     return Math.max(8, Math.ceil(2 * perMs * SLOT));
   }
 
   /**
    * Moves every probe whose slot has come to the ready queue, starts a budget of them
-   * (a slot's budget per slot elapsed, up to one period; one slot's on the first tick
-   * after a stall), polls the connects under way and arms the next tick.
+   * (a slot's budget per slot elapsed, up to one period; one slot's while catching up
+   * on a backlog), polls the connects under way and arms the next tick.
    */
   #tick(): void {
     this.#inTick = true;
@@ -587,21 +582,9 @@ class HealthChecker implements HealthSubsystem {
     const perSlot = this.#budgetCache ??= this.#budget();
     const periodBudget = perSlot * Math.round(this.#period() / SLOT);
     const backlog = this.#ready.length - this.#readyHead;
-    // A backlog bigger than a period brings (the process stalled) starts with one
-    // slot's budget; later ticks start twice the mean rate for the time that passed, so
-    // the backlog drains even when the timer fires late on a busy machine, and no
-    // 100 ms holds more than twice the mean.
-    let budget: number;
-    if (this.#behind) {
-      this.#credit = Math.min(periodBudget, this.#credit + this.#catchUpRate * elapsed);
-      budget = Math.floor(this.#credit);
-      this.#credit -= budget;
-    } else {
-      this.#credit = 0;
-      budget = backlog > periodBudget
-        ? perSlot
-        : Math.min(periodBudget, perSlot * Math.max(1, Math.round(elapsed / SLOT)));
-    }
+    let budget = this.#behind || backlog > periodBudget
+      ? perSlot
+      : Math.min(periodBudget, perSlot * Math.max(1, Math.round(elapsed / SLOT)));
     while (budget > 0 && this.#readyHead < this.#ready.length) {
       const { e, gen } = this.#ready[this.#readyHead++];
       if (gen !== e.gen || e.dueAt === undefined) continue;
