@@ -165,6 +165,10 @@ class HealthChecker implements HealthSubsystem {
   #readyHead = 0;
   /** {@link HealthChecker.#budget}, recomputed when the servers change. */
   #budgetCache?: number;
+  /** Twice the mean probe rate (per ms), set with the budget; paces every tick. */
+  #pace = 0;
+  /** Probes the pace allows and that have not started yet (fractions carry over). */
+  #credit = 0;
 
   constructor(deps: SubsystemDeps, options: HealthOptions) {
     this.#deps = deps;
@@ -537,6 +541,7 @@ class HealthChecker implements HealthSubsystem {
       const shortest = Math.min(e.check.interval, e.check.fastinter, e.check.downinter);
       perMs += 1 / Math.max(1, shortest);
     }
+    this.#pace = 2 * perMs;
     return Math.max(8, Math.ceil(2 * perMs * SLOT));
   }
 
@@ -580,15 +585,26 @@ class HealthChecker implements HealthSubsystem {
     }
     this.#lastSlot = Math.max(this.#lastSlot, current);
     const perSlot = this.#budgetCache ??= this.#budget();
-    const periodBudget = perSlot * Math.round(this.#period() / SLOT);
+    // Ticks start at most twice the mean rate for the time that passed, up to twice a
+    // period's mean (at least a slot's budget), so even after a late timer no 100 ms
+    // holds much more than twice the mean; the first tick after a stall starts one
+    // slot's budget.
+    const cap = Math.max(perSlot, this.#pace * this.#period());
     const backlog = this.#ready.length - this.#readyHead;
-    let budget = this.#behind || backlog > periodBudget
-      ? perSlot
-      : Math.min(periodBudget, perSlot * Math.max(1, Math.round(elapsed / SLOT)));
-    while (budget > 0 && this.#readyHead < this.#ready.length) {
+    let budget: number;
+    if (!this.#behind && backlog > cap) {
+      this.#credit = 0;
+      budget = perSlot;
+    } else {
+      this.#credit = Math.min(cap, this.#credit + Math.max(1, this.#pace * elapsed));
+      budget = Math.floor(this.#credit);
+      this.#credit -= budget;
+    }
+    let started = 0;
+    while (started < budget && this.#readyHead < this.#ready.length) {
       const { e, gen } = this.#ready[this.#readyHead++];
       if (gen !== e.gen || e.dueAt === undefined) continue;
-      budget--;
+      started++;
       const dueAt = e.dueAt;
       e.dueAt = undefined;
       if (this.#tcp && e.check.type === "tcp") {
