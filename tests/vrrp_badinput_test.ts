@@ -5,10 +5,10 @@
  */
 import assert from "node:assert/strict";
 import { canUseNetns } from "./netns.ts";
-import { Lab, Proc } from "./vrrp_lab.ts";
+import { Proc } from "./vrrp_lab.ts";
+import { labTest, sleep, startPair, VIP, vrrpConfig } from "./vrrp_harness.ts";
 import { buildIpv4, encodeAdvert } from "../vrrp/packet.ts";
 
-const VIP = "10.77.0.100";
 const ok = await canUseNetns();
 
 function toHex(b: Uint8Array): string {
@@ -25,27 +25,10 @@ function frame(mac: string, ip: Uint8Array): string {
   return toHex(eth);
 }
 
-Deno.test({
-  name: "bad adverts and a flood of them are dropped, counted by reason, and change no state",
-  ignore: !ok,
-  sanitizeResources: false,
-  sanitizeOps: false,
-}, async () => {
-  const lab = await Lab.create(3);
-  try {
-    const vrrp = (priority: number) => ({
-      instances: [{
-        name: "vi",
-        interface: "eth0",
-        vrid: 51,
-        priority,
-        advert_interval: "200ms",
-        virtual_ipaddress: [`${VIP}/24`],
-      }],
-    });
-    const a = await lab.fulcrum(0, vrrp(200));
-    const b = await lab.fulcrum(1, vrrp(100));
-    await Promise.all([a.started(), b.started()]);
+labTest(
+  "bad adverts and a flood of them are dropped, counted by reason, and change no state",
+  async (lab) => {
+    const [a, b] = await startPair(lab, [vrrpConfig(200), vrrpConfig(100)]);
     await a.waitRole("master", 5000);
     await b.waitRole("backup", 5000);
     const before = [a.roles().length, b.roles().length];
@@ -87,7 +70,7 @@ Deno.test({
     const status = await injector.done;
     assert.equal(status.code, 0, injector.stderr);
     assert.equal(injector.lines[0], "3000");
-    await new Promise((r) => setTimeout(r, 1000));
+    await sleep(1000);
 
     assert.deepEqual([a.roles().length, b.roles().length], before, "a bad packet changed a role");
     assert.equal(a.roles().at(-1)?.role, "master");
@@ -101,7 +84,6 @@ Deno.test({
       assert.ok(total <= 3000, `counted ${total} of 3000 sent`);
     }
     assert.deepEqual(await lab.holders(VIP), [0]);
-  } finally {
-    await lab.close();
-  }
-});
+  },
+  { ignore: !ok, routers: 3 },
+);

@@ -5,28 +5,22 @@
  */
 import assert from "node:assert/strict";
 import { canUseNetns } from "./netns.ts";
-import { type FulcrumProc, type KeepalivedProc, Lab, until } from "./vrrp_lab.ts";
+import type { FulcrumProc, KeepalivedProc } from "./vrrp_lab.ts";
+import {
+  hasKeepalived,
+  holds,
+  labTest,
+  onlyHolder,
+  sleep,
+  startKeepalivedMaster,
+  startNode,
+  VIP,
+  vrrpConfig,
+  watchHolders,
+} from "./vrrp_harness.ts";
 
-const VIP = "10.77.0.100";
 const WINDOW_MS = Number(Deno.env.get("VRRP_FLAP_WINDOW_MS") ?? 8000);
 const ok = await canUseNetns() && (await hasKeepalived());
-
-async function hasKeepalived(): Promise<boolean> {
-  try {
-    const r = await new Deno.Command("keepalived", {
-      args: ["--version"],
-      stderr: "piped",
-      stdout: "piped",
-    })
-      .output();
-    return r.success;
-  } catch {
-    console.log(
-      "skipping keepalived interop: keepalived is not installed (apt-get install keepalived)",
-    );
-    return false;
-  }
-}
 
 interface Variant {
   readonly version: 2 | 3;
@@ -64,81 +58,41 @@ vrrp_instance vi {
 }
 
 function fulcrumVrrp(v: Variant, priority: number) {
-  return {
-    instances: [{
-      name: "vi",
-      interface: "eth0",
-      vrid: 51,
+  return vrrpConfig(priority, {
+    interval: v.interval,
+    extra: {
       version: v.version,
-      priority,
-      advert_interval: v.interval,
-      virtual_ipaddress: [`${VIP}/24`],
       ...(v.password ? { auth: { type: "pass", password: v.password } } : {}),
-    }],
-  };
-}
-
-/** Samples the VIP's holders every 100 ms for `ms`; returns the samples that were not exactly one. */
-async function watch(lab: Lab, ms: number): Promise<string[]> {
-  const bad: string[] = [];
-  const end = Date.now() + ms;
-  while (Date.now() < end) {
-    const h = await lab.holders(VIP);
-    if (h.length !== 1) bad.push(`${new Date().toISOString()} holders=[${h}]`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  return bad;
+    },
+  });
 }
 
 for (const v of VARIANTS) {
-  Deno.test({
-    name:
-      `VRRPv${v.version}: Fulcrum (higher) is master over keepalived, no flapping, keepalived takes over after kill -9`,
-    ignore: !ok,
-    sanitizeResources: false,
-    sanitizeOps: false,
-  }, async () => {
-    const lab = await Lab.create(2);
-    try {
+  labTest(
+    `VRRPv${v.version}: Fulcrum (higher) is master over keepalived, no flapping, keepalived takes over after kill -9`,
+    async (lab) => {
       const ka: KeepalivedProc = await lab.keepalived(1, keepalivedConf(v, 100));
       await ka.started();
-      const fu: FulcrumProc = await lab.fulcrum(0, fulcrumVrrp(v, 200));
-      await fu.started();
+      const fu: FulcrumProc = await startNode(lab, 0, fulcrumVrrp(v, 200));
       await fu.waitRole("master", 15_000);
-      await until(async () => (await lab.holders(VIP)).join() === "0", {
-        timeoutMs: 15_000,
-        what: "VIP only on Fulcrum",
-      });
+      await onlyHolder(lab, 0, { timeoutMs: 15_000, what: "VIP only on Fulcrum" });
       const transitions = fu.roles().length;
-      const bad = await watch(lab, WINDOW_MS);
+      const bad = await watchHolders(lab, WINDOW_MS);
       assert.deepEqual(bad, [], "VIP not on exactly one side");
       assert.equal(fu.roles().length, transitions, "Fulcrum changed role during the window");
       await fu.kill("SIGKILL");
-      await until(() => lab.hasVip(1, VIP), {
-        timeoutMs: 10_000,
-        what: "keepalived to take the VIP",
-      });
-    } finally {
-      await lab.close();
-    }
-  });
+      await holds(lab, 1, { timeoutMs: 10_000, what: "keepalived to take the VIP" });
+    },
+    { ignore: !ok },
+  );
 
-  Deno.test({
-    name:
-      `VRRPv${v.version}: keepalived (higher) is master over Fulcrum, no flapping, Fulcrum takes over after kill -9`,
-    ignore: !ok,
-    sanitizeResources: false,
-    sanitizeOps: false,
-  }, async () => {
-    const lab = await Lab.create(2);
-    try {
-      const ka = await lab.keepalived(1, keepalivedConf(v, 200));
-      await ka.started();
-      await until(() => lab.hasVip(1, VIP), { timeoutMs: 15_000, what: "keepalived to be master" });
-      const fu = await lab.fulcrum(0, fulcrumVrrp(v, 100));
-      await fu.started();
+  labTest(
+    `VRRPv${v.version}: keepalived (higher) is master over Fulcrum, no flapping, Fulcrum takes over after kill -9`,
+    async (lab) => {
+      const ka = await startKeepalivedMaster(lab, keepalivedConf(v, 200));
+      const fu = await startNode(lab, 0, fulcrumVrrp(v, 100));
       await fu.waitRole("backup", 5000);
-      const bad = await watch(lab, WINDOW_MS);
+      const bad = await watchHolders(lab, WINDOW_MS);
       assert.deepEqual(bad, [], "VIP not on exactly one side");
       assert.ok(
         !fu.roles().some((e) => e.role === "master"),
@@ -151,38 +105,25 @@ for (const v of VARIANTS) {
       const killed = Date.now();
       await ka.hardKill();
       await fu.waitRole("master", 10_000, killed);
-      await until(() => lab.hasVip(0, VIP), { timeoutMs: 2000, what: "Fulcrum to hold the VIP" });
-    } finally {
-      await lab.close();
-    }
-  });
+      await holds(lab, 0, { timeoutMs: 2000, what: "Fulcrum to hold the VIP" });
+    },
+    { ignore: !ok },
+  );
 }
 
-Deno.test({
-  name: "VRRPv3: keepalived's shutdown (priority 0) hands the VIP to Fulcrum quickly",
-  ignore: !ok,
-  sanitizeResources: false,
-  sanitizeOps: false,
-}, async () => {
-  const lab = await Lab.create(2);
-  try {
+labTest(
+  "VRRPv3: keepalived's shutdown (priority 0) hands the VIP to Fulcrum quickly",
+  async (lab) => {
     const v = VARIANTS[1];
-    const ka = await lab.keepalived(1, keepalivedConf(v, 200));
-    await ka.started();
-    await until(() => lab.hasVip(1, VIP), { timeoutMs: 15_000, what: "keepalived to be master" });
-    const fu = await lab.fulcrum(0, fulcrumVrrp(v, 100));
-    await fu.started();
+    const ka = await startKeepalivedMaster(lab, keepalivedConf(v, 200));
+    const fu = await startNode(lab, 0, fulcrumVrrp(v, 100));
     await fu.waitRole("backup", 5000);
-    await new Promise((r) => setTimeout(r, 500));
+    await sleep(500);
     const stopped = Date.now();
     await ka.kill("SIGTERM");
     const took = await fu.waitRole("master", 5000, stopped);
     assert.match(took.reason, /released/);
-    await until(async () => (await lab.holders(VIP)).join() === "0", {
-      timeoutMs: 3000,
-      what: "VIP only on Fulcrum",
-    });
-  } finally {
-    await lab.close();
-  }
-});
+    await onlyHolder(lab, 0, { timeoutMs: 3000, what: "VIP only on Fulcrum" });
+  },
+  { ignore: !ok },
+);

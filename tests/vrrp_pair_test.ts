@@ -3,65 +3,35 @@
  */
 import assert from "node:assert/strict";
 import { canUseNetns } from "./netns.ts";
-import { capture, type FulcrumProc, Lab, until } from "./vrrp_lab.ts";
+import { capture, until } from "./vrrp_lab.ts";
+import {
+  holds,
+  labTest,
+  onlyHolder,
+  sleep,
+  startNode,
+  startPair,
+  VIP,
+  vrrpConfig,
+} from "./vrrp_harness.ts";
 import { masterDownMs, skewMs } from "../vrrp/machine.ts";
 
-const VIP = "10.77.0.100";
 const INTERVAL = 200;
 const ok = await canUseNetns();
 
 function instance(priority: number, extra: Record<string, unknown> = {}) {
-  return {
-    instances: [{
-      name: "vi",
-      interface: "eth0",
-      vrid: 51,
-      priority,
-      advert_interval: `${INTERVAL}ms`,
-      virtual_ipaddress: [`${VIP}/24`],
-      ...extra,
-    }],
-  };
+  return vrrpConfig(priority, { interval: `${INTERVAL}ms`, extra });
 }
 
-async function pair(
-  lab: Lab,
-  a: Record<string, unknown>,
-  b: Record<string, unknown>,
-): Promise<[FulcrumProc, FulcrumProc]> {
-  const pa = await lab.fulcrum(0, a);
-  const pb = await lab.fulcrum(1, b);
-  await Promise.all([pa.started(), pb.started()]);
-  return [pa, pb];
-}
-
-/** After kill -9 the dead router keeps its addresses (like keepalived): check the live one. */
-async function holds(lab: Lab, i: number, timeoutMs = 5000): Promise<void> {
-  await until(() => lab.hasVip(i, VIP), { timeoutMs, what: `VIP on router ${i}` });
-}
-
-async function onlyHolder(lab: Lab, i: number, timeoutMs = 5000): Promise<void> {
-  await until(async () => {
-    const h = await lab.holders(VIP);
-    return h.length === 1 && h[0] === i;
-  }, { timeoutMs, what: `VIP only on router ${i}` });
-}
-
-Deno.test({
-  name:
-    "the higher priority is master; kill -9 → backup owns the VIP within Master_Down_Interval + 100 ms, with GARP",
-  ignore: !ok,
-  sanitizeResources: false,
-  sanitizeOps: false,
-}, async () => {
-  const lab = await Lab.create(2);
-  try {
-    const [a, b] = await pair(lab, instance(200), instance(100));
+labTest(
+  "the higher priority is master; kill -9 → backup owns the VIP within Master_Down_Interval + 100 ms, with GARP",
+  async (lab) => {
+    const [a, b] = await startPair(lab, [instance(200), instance(100)]);
     await a.waitRole("master", 5000);
     await b.waitRole("backup", 5000);
     await onlyHolder(lab, 0);
     const wire = capture(lab, "arp");
-    await new Promise((r) => setTimeout(r, 300));
+    await sleep(300);
     // learn the master's interval first (v3): the backup's timer is MDI after the last advert
     const killed = Date.now();
     await a.kill("SIGKILL");
@@ -77,37 +47,25 @@ Deno.test({
       lines.some((l) => garp.test(l)),
       `no gratuitous ARP for ${VIP} from ${mac} seen:\n${lines.join("\n")}`,
     );
-  } finally {
-    await lab.close();
-  }
-});
+  },
+  { ignore: !ok },
+);
 
-Deno.test({
-  name: "equal priorities: the higher primary address is master",
-  ignore: !ok,
-  sanitizeResources: false,
-  sanitizeOps: false,
-}, async () => {
-  const lab = await Lab.create(2);
-  try {
-    const [a, b] = await pair(lab, instance(100), instance(100));
+labTest(
+  "equal priorities: the higher primary address is master",
+  async (lab) => {
+    const [a, b] = await startPair(lab, [instance(100), instance(100)]);
     await b.waitRole("master", 5000);
     await onlyHolder(lab, 1);
     assert.equal(a.roles().at(-1)?.role, "backup");
-  } finally {
-    await lab.close();
-  }
-});
+  },
+  { ignore: !ok },
+);
 
-Deno.test({
-  name: "SIGTERM → priority 0 → the backup takes over within Skew_Time + 100 ms",
-  ignore: !ok,
-  sanitizeResources: false,
-  sanitizeOps: false,
-}, async () => {
-  const lab = await Lab.create(2);
-  try {
-    const [a, b] = await pair(lab, instance(200), instance(100));
+labTest(
+  "SIGTERM → priority 0 → the backup takes over within Skew_Time + 100 ms",
+  async (lab) => {
+    const [a, b] = await startPair(lab, [instance(200), instance(100)]);
     await a.waitRole("master", 5000);
     await onlyHolder(lab, 0);
     const killed = Date.now();
@@ -117,80 +75,56 @@ Deno.test({
     assert.ok(took.t - killed <= skew + 100, `took ${took.t - killed}ms, Skew_Time is ${skew}ms`);
     assert.match(took.reason, /released/);
     await onlyHolder(lab, 1);
-  } finally {
-    await lab.close();
-  }
-});
+  },
+  { ignore: !ok },
+);
 
-Deno.test({
-  name: "preempt: a returning higher priority takes the VIP back; nopreempt does not",
-  ignore: !ok,
-  sanitizeResources: false,
-  sanitizeOps: false,
-}, async () => {
-  const lab = await Lab.create(2);
-  try {
+labTest(
+  "preempt: a returning higher priority takes the VIP back; nopreempt does not",
+  async (lab) => {
     // preempt (default): b is master alone, then a (higher) joins and takes over
-    const b = await lab.fulcrum(1, instance(100));
-    await b.started();
+    const b = await startNode(lab, 1, instance(100));
     await b.waitRole("master", 5000);
-    const a = await lab.fulcrum(0, instance(200));
-    await a.started();
+    const a = await startNode(lab, 0, instance(200));
     await a.waitRole("master", 5000);
     await onlyHolder(lab, 0);
     await a.kill("SIGKILL");
     await b.waitRole("master", 5000, Date.now());
     // nopreempt: a comes back higher but stays backup
-    const a2 = await lab.fulcrum(0, instance(200, { preempt: false }));
-    await a2.started();
+    const a2 = await startNode(lab, 0, instance(200, { preempt: false }));
     await a2.waitRole("backup", 5000);
-    await new Promise((r) => setTimeout(r, 6 * INTERVAL));
+    await sleep(6 * INTERVAL);
     assert.ok(!a2.roles().some((e) => e.role === "master"), "nopreempt router took over");
     await onlyHolder(lab, 1);
-  } finally {
-    await lab.close();
-  }
-});
+  },
+  { ignore: !ok },
+);
 
-Deno.test({
-  name: "preempt_delay: the higher priority waits the delay before taking over",
-  ignore: !ok,
-  sanitizeResources: false,
-  sanitizeOps: false,
-}, async () => {
-  const lab = await Lab.create(2);
-  try {
-    const b = await lab.fulcrum(1, instance(100));
-    await b.started();
+labTest(
+  "preempt_delay: the higher priority waits the delay before taking over",
+  async (lab) => {
+    const b = await startNode(lab, 1, instance(100));
     await b.waitRole("master", 5000);
-    const a = await lab.fulcrum(0, instance(200, { preempt_delay: "1500ms" }));
-    await a.started();
+    const a = await startNode(lab, 0, instance(200, { preempt_delay: "1500ms" }));
     const backup = await a.waitRole("backup", 5000);
     const master = await a.waitRole("master", 6000);
     const waited = master.t - backup.t;
     assert.ok(waited >= 1500, `preempted after ${waited}ms, before the 1500ms delay`);
     await onlyHolder(lab, 0);
-  } finally {
-    await lab.close();
-  }
-});
+  },
+  { ignore: !ok },
+);
 
-Deno.test({
-  name: "unicast peers: election and failover without multicast",
-  ignore: !ok,
-  sanitizeResources: false,
-  sanitizeOps: false,
-}, async () => {
-  const lab = await Lab.create(2);
-  try {
+labTest(
+  "unicast peers: election and failover without multicast",
+  async (lab) => {
     const ipA = lab.routers[0].ip;
     const ipB = lab.routers[1].ip;
     const wire = capture(lab, "ip proto 112");
-    const [a, b] = await pair(
-      lab,
+    const [a, b] = await startPair(lab, [
       instance(200, { unicast_src_ip: ipA, unicast_peers: [ipB] }),
       instance(100, { unicast_src_ip: ipB, unicast_peers: [ipA] }),
-    );
+    ]);
     await a.waitRole("master", 5000);
     await b.waitRole("backup", 5000);
     await onlyHolder(lab, 0);
@@ -201,50 +135,37 @@ Deno.test({
     await a.kill("SIGKILL");
     await b.waitRole("master", 5000, killed);
     await holds(lab, 1);
-  } finally {
-    await lab.close();
-  }
-});
+  },
+  { ignore: !ok },
+);
 
-Deno.test({
-  name: "step down hands over with priority 0 and rejoin takes the VIP back",
-  ignore: !ok,
-  sanitizeResources: false,
-  sanitizeOps: false,
-}, async () => {
-  const lab = await Lab.create(2);
-  try {
-    const [a, b] = await pair(lab, instance(200), instance(100));
+labTest(
+  "step down hands over with priority 0 and rejoin takes the VIP back",
+  async (lab) => {
+    const [a, b] = await startPair(lab, [instance(200), instance(100)]);
     await a.waitRole("master", 5000);
     const t0 = Date.now();
     await a.command("stepdown vi");
     await b.waitRole("master", 3000, t0);
     await onlyHolder(lab, 1);
-    await new Promise((r) => setTimeout(r, 5 * INTERVAL));
-    await onlyHolder(lab, 1, 100);
+    await sleep(5 * INTERVAL);
+    await onlyHolder(lab, 1, { timeoutMs: 100 });
     const t1 = Date.now();
     await a.command("rejoin vi");
     await a.waitRole("master", 3000, t1);
     await onlyHolder(lab, 0);
-  } finally {
-    await lab.close();
-  }
-});
+  },
+  { ignore: !ok },
+);
 
-Deno.test({
-  name: "use_vmac: the VIP answers ARP only with the virtual MAC, which moves with the VIP",
-  ignore: !ok,
-  sanitizeResources: false,
-  sanitizeOps: false,
-}, async () => {
-  const lab = await Lab.create(3);
-  try {
+labTest(
+  "use_vmac: the VIP answers ARP only with the virtual MAC, which moves with the VIP",
+  async (lab) => {
     const wire = capture(lab, "arp");
-    const [a, b] = await pair(
-      lab,
+    const [a, b] = await startPair(lab, [
       instance(200, { use_vmac: true }),
       instance(100, { use_vmac: true }),
-    );
+    ]);
     await a.waitRole("master", 5000);
     await onlyHolder(lab, 0);
     const client = lab.routers[2].ns;
@@ -271,24 +192,17 @@ Deno.test({
     assert.ok(
       lines.some((l) => /^\S+ 00:00:5e:00:01:33 > ff:ff:ff:ff:ff:ff.*tell 10\.77\.0\.100,/.test(l)),
     );
-  } finally {
-    await lab.close();
-  }
-});
+  },
+  { ignore: !ok, routers: 3 },
+);
 
-Deno.test({
-  name: "garp: a burst of `repeat` announcements on becoming master, then one every `refresh`",
-  ignore: !ok,
-  sanitizeResources: false,
-  sanitizeOps: false,
-}, async () => {
-  const lab = await Lab.create(2);
-  try {
+labTest(
+  "garp: a burst of `repeat` announcements on becoming master, then one every `refresh`",
+  async (lab) => {
     const wire = capture(lab, "arp");
-    const a = await lab.fulcrum(0, instance(200, { garp: { repeat: 3, refresh: "400ms" } }));
-    await a.started();
+    const a = await startNode(lab, 0, instance(200, { garp: { repeat: 3, refresh: "400ms" } }));
     await a.waitRole("master", 5000);
-    await new Promise((r) => setTimeout(r, 2100));
+    await sleep(2100);
     const lines = await wire.stop();
     const mac = await lab.mac(0);
     const times = lines
@@ -299,23 +213,16 @@ Deno.test({
       times.length >= 4 + 4 && times.length <= 4 + 6,
       `${times.length} announcements:\n${lines.join("\n")}`,
     );
-  } finally {
-    await lab.close();
-  }
-});
+  },
+  { ignore: !ok },
+);
 
-Deno.test({
-  name:
-    "after a transient split brain (master stalled) the master re-announces the VIP and the LAN follows it back",
-  ignore: !ok,
-  sanitizeResources: false,
-  sanitizeOps: false,
-}, async () => {
-  const lab = await Lab.create(3);
-  try {
+labTest(
+  "after a transient split brain (master stalled) the master re-announces the VIP and the LAN follows it back",
+  async (lab) => {
     // repeat 0: no delayed second burst that would re-point the LAN by chance
     const once = { garp: { repeat: 0 } };
-    const [a, b] = await pair(lab, instance(200, once), instance(100, once));
+    const [a, b] = await startPair(lab, [instance(200, once), instance(100, once)]);
     await a.waitRole("master", 5000);
     await b.waitRole("backup", 5000);
     const client = lab.routers[2].ns;
@@ -333,7 +240,7 @@ Deno.test({
       what: "client follows b",
     });
     // (the kernel ignores ARP updates within 1 s of the last one: arp locktime)
-    await new Promise((r) => setTimeout(r, 1100));
+    await sleep(1100);
     // a resumes: it is still master with the higher priority; b yields, a re-announces
     const t1 = Date.now();
     a.child.kill("SIGCONT");
@@ -343,7 +250,6 @@ Deno.test({
       what: "client re-pointed at a by its re-announcement",
     });
     await onlyHolder(lab, 0);
-  } finally {
-    await lab.close();
-  }
-});
+  },
+  { ignore: !ok, routers: 3 },
+);
