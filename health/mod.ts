@@ -421,6 +421,16 @@ class HealthChecker implements HealthSubsystem {
         }
         const serverChanged = stable(e.server) !== stable(server);
         e.server = server;
+        if (e.target) {
+          const port = pool.check.port ?? server.address.port;
+          // The socket kept for the old target's next check is closed.
+          if (
+            pool.check.type !== "tcp" || e.target.host !== server.address.host ||
+            e.target.port !== port
+          ) {
+            this.#tcp?.release(e.target);
+          }
+        }
         e.target = undefined;
         if (checkChanged) {
           e.check = pool.check;
@@ -436,6 +446,7 @@ class HealthChecker implements HealthSubsystem {
     for (const [key, e] of this.#entries) {
       if (wanted.has(key)) continue;
       this.#halt(e);
+      if (e.target) this.#tcp?.release(e.target);
       this.#entries.delete(key);
       this.#deps.states.delete(e.pool, e.address);
     }

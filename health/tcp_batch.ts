@@ -1,9 +1,12 @@
 /**
  * A TCP checker for thousands of servers: nonblocking connects through libc, all
- * pending connects polled together on one short timer, each socket closed with an
- * RST (HAProxy's checks do the same) so no TIME_WAIT piles up. About a fifth of the
- * CPU of `Deno.connect` per check. Falls back to {@link checkTcp} where FFI is not
- * allowed.
+ * pending connects polled together on one short timer, each connection ended with an
+ * RST (HAProxy's checks do the same) so no TIME_WAIT piles up. A socket whose connect
+ * succeeded is disconnected with `connect(AF_UNSPEC)` (which sends the RST) and kept,
+ * one per target, for that target's next check: a check then costs a connect, a share
+ * of a poll and a disconnect. Sockets are closed when a target is
+ * {@link TcpBatchChecker.release released} or the checker is closed. Falls back to
+ * {@link checkTcp} where FFI is not allowed.
  * @module
  */
 import { ipBytes } from "../config/address.ts";
@@ -31,13 +34,26 @@ import { checkTcp, type ProbeOptions, type Target } from "./tcp.ts";
 /** Called once with a connect's outcome. */
 export type TcpDone = (outcome: CheckOutcome) => void;
 
-interface Pending {
-  readonly fd: number;
-  readonly deadline: number;
-  readonly timeout: number;
-  readonly done: TcpDone;
-  readonly signal?: AbortSignal;
+/** One target's cached address and the socket kept for its next check (-1: none). */
+interface Slot {
+  readonly addr: Uint8Array<ArrayBuffer>;
+  idle: number;
+  /** Released or dropped from the cache: sockets coming back are closed, not kept. */
+  dead: boolean;
 }
+
+/** A connect under way; recycled once finished, so a check allocates nothing here. */
+interface Pending {
+  fd: number;
+  slot: Slot;
+  deadline: number;
+  timeout: number;
+  done: TcpDone;
+  signal?: AbortSignal;
+}
+
+/** `struct sockaddr` with family `AF_UNSPEC`: connecting to it disconnects a socket. */
+const UNSPEC = new Uint8Array(16);
 
 const ECONNREFUSED = 111;
 const ECONNRESET = 104;
@@ -81,9 +97,11 @@ const STOPPED: CheckOutcome = { ok: false, reason: "check stopped" };
 export class TcpBatchChecker {
   #pending: Pending[] = [];
   #spare: Pending[] = [];
+  /** Finished {@link Pending} records for reuse. */
+  #free: Pending[] = [];
   #timer?: ReturnType<typeof setTimeout>;
-  #addrs = new Map<string, Map<number, Uint8Array<ArrayBuffer>>>();
-  #addrCount = 0;
+  #slots = new Map<string, Map<number, Slot>>();
+  #slotCount = 0;
   #pollfds = new Uint8Array(8 * 64);
   /** Views of {@link TcpBatchChecker.#pollfds}: fd+events as i32 pairs, revents as i16. */
   #words = new Int32Array(this.#pollfds.buffer);
@@ -117,48 +135,115 @@ export class TcpBatchChecker {
    */
   start(target: Target, options: ProbeOptions, done: TcpDone): void {
     if (options.signal?.aborted) return done(STOPPED);
-    const addr = this.#addr(target.host, target.port);
-    let fd: number;
-    try {
-      fd = socket(addr.length === 28 ? AF_INET6 : AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
-    } catch (error) {
-      return done({ ok: false, reason: `socket failed: ${(error as Error).message}` });
+    const slot = this.#slot(target.host, target.port);
+    const addr = slot.addr;
+    let fd = slot.idle;
+    let errno = -1;
+    if (fd >= 0) {
+      slot.idle = -1;
+      errno = connectNow(fd, addr);
+      if (errno !== 0 && errno !== EINPROGRESS) {
+        // Whatever the kept socket's trouble, a fresh socket gives the real answer.
+        closeAbortive(fd);
+        fd = -1;
+      }
     }
-    const errno = connectNow(fd, addr);
+    if (fd < 0) {
+      try {
+        fd = socket(addr.length === 28 ? AF_INET6 : AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+      } catch (error) {
+        return done({ ok: false, reason: `socket failed: ${(error as Error).message}` });
+      }
+      errno = connectNow(fd, addr);
+    }
     if (errno === 0) {
-      closeAbortive(fd);
+      this.#connected(fd, slot);
       return done(SUCCESS);
     }
     if (errno !== EINPROGRESS) {
       closeAbortive(fd);
       return done(this.#failure(errno));
     }
-    this.#pending.push({
-      fd,
-      deadline: performance.now() + options.timeout,
-      timeout: options.timeout,
-      done,
-      signal: options.signal,
-    });
+    const p = this.#free.pop();
+    const deadline = performance.now() + options.timeout;
+    if (p) {
+      p.fd = fd;
+      p.slot = slot;
+      p.deadline = deadline;
+      p.timeout = options.timeout;
+      p.done = done;
+      p.signal = options.signal;
+      this.#pending.push(p);
+    } else {
+      this.#pending.push({
+        fd,
+        slot,
+        deadline,
+        timeout: options.timeout,
+        done,
+        signal: options.signal,
+      });
+    }
   }
 
-  #addr(host: string, port: number): Uint8Array<ArrayBuffer> {
-    let ports = this.#addrs.get(host);
+  /**
+   * Closes the socket kept for `target`'s next check, if any, and forgets its address
+   * (call when a server is removed or its check moves elsewhere). A check of it still
+   * under way closes its socket when it ends.
+   */
+  release(target: Target): void {
+    const ports = this.#slots.get(target.host);
+    const slot = ports?.get(target.port);
+    if (!ports || !slot) return;
+    ports.delete(target.port);
+    if (ports.size === 0) this.#slots.delete(target.host);
+    this.#slotCount--;
+    this.#drop(slot);
+  }
+
+  /** How many sockets are kept between checks. */
+  get idle(): number {
+    let n = 0;
+    for (const ports of this.#slots.values()) {
+      for (const slot of ports.values()) if (slot.idle >= 0) n++;
+    }
+    return n;
+  }
+
+  #drop(slot: Slot): void {
+    slot.dead = true;
+    if (slot.idle >= 0) closeAbortive(slot.idle);
+    slot.idle = -1;
+  }
+
+  #dropAll(): void {
+    for (const ports of this.#slots.values()) {
+      for (const slot of ports.values()) this.#drop(slot);
+    }
+    this.#slots.clear();
+    this.#slotCount = 0;
+  }
+
+  /** Ends a connected socket's connection with an RST and keeps it for the target's next check. */
+  #connected(fd: number, slot: Slot): void {
+    if (slot.dead || slot.idle >= 0 || connectNow(fd, UNSPEC) !== 0) closeAbortive(fd);
+    else slot.idle = fd;
+  }
+
+  #slot(host: string, port: number): Slot {
+    let ports = this.#slots.get(host);
     if (!ports) {
-      if (this.#addrCount > 100_000) {
-        this.#addrs.clear();
-        this.#addrCount = 0;
-      }
+      if (this.#slotCount > 100_000) this.#dropAll();
       ports = new Map();
-      this.#addrs.set(host, ports);
+      this.#slots.set(host, ports);
     }
-    let addr = ports.get(port);
-    if (!addr) {
-      addr = sockaddr(host, port);
-      ports.set(port, addr);
-      this.#addrCount++;
+    let slot = ports.get(port);
+    if (!slot) {
+      slot = { addr: sockaddr(host, port), idle: -1, dead: false };
+      ports.set(port, slot);
+      this.#slotCount++;
     }
-    return addr;
+    return slot;
   }
 
   #failure(errno: number): CheckOutcome {
@@ -211,25 +296,29 @@ export class TcpBatchChecker {
     const still = this.#spare;
     this.#pending = still;
     const flags = this.#halves;
+    const free = this.#free;
     for (let i = 0; i < n; i++) {
       const p = list[i];
       const revents = ready > 0 ? flags[i * 4 + 3] : 0;
+      let outcome: CheckOutcome;
       if (revents & (POLLERR | POLLHUP)) {
         const err = socketError(p.fd);
         closeAbortive(p.fd);
-        p.done(err === 0 ? SUCCESS : this.#failure(err));
+        outcome = err === 0 ? SUCCESS : this.#failure(err);
       } else if (revents & POLLOUT) {
-        closeAbortive(p.fd);
-        p.done(SUCCESS);
+        this.#connected(p.fd, p.slot);
+        outcome = SUCCESS;
       } else if (p.signal?.aborted) {
         closeAbortive(p.fd);
-        p.done(STOPPED);
+        outcome = STOPPED;
       } else if (now >= p.deadline) {
         closeAbortive(p.fd);
-        p.done(this.#timeout(p.timeout));
+        outcome = this.#timeout(p.timeout);
       } else {
         still.push(p);
+        continue;
       }
+      this.#finish(p, outcome, free);
     }
     list.length = 0;
     this.#spare = list;
@@ -243,12 +332,21 @@ export class TcpBatchChecker {
     return this.#pending.length;
   }
 
-  /** Fails every pending connect as stopped and closes its socket. */
+  /** Recycles `p` and then calls its callback (which may start a check reusing it). */
+  #finish(p: Pending, outcome: CheckOutcome, free: Pending[]): void {
+    const done = p.done;
+    p.signal = undefined;
+    free.push(p);
+    done(outcome);
+  }
+
+  /** Fails every pending connect as stopped and closes every socket, kept ones too. */
   close(): void {
     clearTimeout(this.#timer);
     this.#timer = undefined;
     const list = this.#pending;
     this.#pending = [];
+    this.#dropAll();
     for (const p of list) {
       closeAbortive(p.fd);
       p.done(STOPPED);

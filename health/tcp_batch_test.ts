@@ -5,7 +5,7 @@ function openFds(): number {
   return [...Deno.readDirSync("/proc/self/fd")].length;
 }
 
-Deno.test("batched tcp checks pass on listening ports and refuse on closed ones, closing every socket", async () => {
+Deno.test("batched tcp checks pass on listening ports and refuse on closed ones, keeping one socket per target until closed", async () => {
   const listeners = Array.from(
     { length: 5 },
     () => Deno.listen({ hostname: "127.0.0.1", port: 0 }),
@@ -21,9 +21,12 @@ Deno.test("batched tcp checks pass on listening ports and refuse on closed ones,
   const batch = new TcpBatchChecker();
   try {
     const ports = listeners.map((l) => (l.addr as Deno.NetAddr).port);
-    await batch.check({ host: "127.0.0.1", port: ports[0] }, { timeout: 1000 });
-    await new Promise((r) => setTimeout(r, 50));
     const before = openFds();
+    assert.equal(
+      (await batch.check({ host: "127.0.0.1", port: ports[0] }, { timeout: 1000 })).reason,
+      "connected",
+    );
+    assert.equal(batch.idle, 1);
     const results = await Promise.all(
       Array.from({ length: 200 }, (_, i) =>
         batch.check(
@@ -35,13 +38,74 @@ Deno.test("batched tcp checks pass on listening ports and refuse on closed ones,
     assert.equal(reasons.filter((r) => r === "connected").length, 180);
     assert.equal(reasons.filter((r) => r === "connect refused").length, 20);
     assert.equal(batch.pending, 0);
+    // One disconnected socket per reachable target is kept for its next check.
+    assert.equal(batch.idle, 5);
     // The accept loops above close their side a moment later.
     await new Promise((r) => setTimeout(r, 100));
-    assert.ok(openFds() <= before, `fds ${before} → ${openFds()}`);
+    assert.equal(openFds(), before + 5, `fds ${before} → ${openFds()}`);
+    // Checks again reuse the kept sockets: still right, no more sockets.
+    const again = await Promise.all(
+      ports.map((port) => batch.check({ host: "127.0.0.1", port }, { timeout: 1000 })),
+    );
+    assert.deepEqual(again.map((r) => r.reason), ports.map(() => "connected"));
+    await new Promise((r) => setTimeout(r, 100));
+    assert.equal(openFds(), before + 5, `fds ${before} → ${openFds()}`);
+    // A removed target's socket is closed; closing the checker closes the rest.
+    batch.release({ host: "127.0.0.1", port: ports[0] });
+    assert.equal(batch.idle, 4);
+    assert.equal(openFds(), before + 4, `fds ${before} → ${openFds()}`);
+    batch.close();
+    assert.equal(batch.idle, 0);
+    assert.equal(openFds(), before, `fds ${before} → ${openFds()}`);
   } finally {
     batch.close();
     for (const l of listeners) l.close();
     await Promise.all(accepting);
+  }
+});
+
+Deno.test("a kept socket reports a target that stopped listening as refused, and a released target's check in flight closes its socket", async () => {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const accepting = (async () => {
+    for await (const conn of listener) conn.close();
+  })().catch(() => {});
+  const port = (listener.addr as Deno.NetAddr).port;
+  const target = { host: "127.0.0.1", port };
+  const batch = new TcpBatchChecker();
+  const before = openFds();
+  let closed = false;
+  try {
+    for (let i = 0; i < 3; i++) {
+      assert.equal((await batch.check(target, { timeout: 1000 })).reason, "connected");
+      assert.equal(batch.idle, 1);
+    }
+    listener.close();
+    closed = true;
+    await accepting;
+    assert.equal((await batch.check(target, { timeout: 1000 })).reason, "connect refused");
+    assert.equal(batch.idle, 0);
+    assert.equal(openFds(), before - 1); // the listener is gone too
+    const again = Deno.listen({ hostname: "127.0.0.1", port });
+    try {
+      assert.equal((await batch.check(target, { timeout: 1000 })).reason, "connected");
+      assert.equal(batch.idle, 1);
+      const aborted = new AbortController();
+      aborted.abort();
+      assert.equal(
+        (await batch.check(target, { timeout: 1000, signal: aborted.signal })).reason,
+        "check stopped",
+      );
+      const late = batch.check(target, { timeout: 1000 });
+      batch.release(target);
+      assert.equal((await late).reason, "connected");
+      assert.equal(batch.idle, 0);
+      assert.equal(openFds(), before);
+    } finally {
+      again.close();
+    }
+  } finally {
+    batch.close();
+    if (!closed) listener.close();
   }
 });
 
