@@ -16,6 +16,7 @@ import { ServerStates } from "../health/state.ts";
 import { createLogger } from "../log.ts";
 import { createUserspacePlane } from "../l4/proxy/mod.ts";
 import { createScheduler, Dest } from "../l4/sched/mod.ts";
+import { spawn, waitPort } from "./_process.ts";
 
 const BACKENDS = [19101, 19102];
 const PORTS = { haproxy: 19082, fulcrum: 19083 };
@@ -34,29 +35,6 @@ async function serveMode(configPath: string): Promise<void> {
   await new Promise<void>((resolve) => Deno.addSignalListener("SIGTERM", () => resolve()));
   await plane.stop();
   Deno.exit(0);
-}
-
-function spawn(cmd: string[]): Deno.ChildProcess {
-  return new Deno.Command(cmd[0], {
-    args: cmd.slice(1),
-    stdout: "null",
-    stderr: "inherit",
-    stdin: "null",
-  }).spawn();
-}
-
-async function waitPort(port: number, ms = 10_000): Promise<void> {
-  const until = Date.now() + ms;
-  while (Date.now() < until) {
-    try {
-      const c = await Deno.connect({ hostname: "127.0.0.1", port });
-      c.close();
-      return;
-    } catch {
-      await new Promise((r) => setTimeout(r, 50));
-    }
-  }
-  throw new Error(`nothing listens on 127.0.0.1:${port} after ${ms} ms`);
 }
 
 async function output(cmd: string[], timeoutMs: number): Promise<string> {

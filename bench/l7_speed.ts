@@ -14,6 +14,7 @@ import { ServerStates } from "../health/state.ts";
 import { createLogger } from "../log.ts";
 import { RoleBoard } from "../vrrp/role.ts";
 import { createL7 } from "../l7/mod.ts";
+import { spawn, waitPort } from "./_process.ts";
 
 const BACKENDS = [18101, 18102];
 /**
@@ -84,29 +85,6 @@ async function serveMode(configPath: string): Promise<void> {
   });
   await l7.stop();
   Deno.exit(0);
-}
-
-function spawn(cmd: string[], options: { quiet?: boolean } = {}): Deno.ChildProcess {
-  return new Deno.Command(cmd[0], {
-    args: cmd.slice(1),
-    stdout: options.quiet === false ? "inherit" : "null",
-    stderr: "inherit",
-    stdin: "null",
-  }).spawn();
-}
-
-async function waitPort(port: number, ms = 10_000): Promise<void> {
-  const until = Date.now() + ms;
-  while (Date.now() < until) {
-    try {
-      const c = await Deno.connect({ hostname: "127.0.0.1", port });
-      c.close();
-      return;
-    } catch {
-      await new Promise((r) => setTimeout(r, 50));
-    }
-  }
-  throw new Error(`nothing listens on 127.0.0.1:${port} after ${ms} ms`);
 }
 
 function rssOf(pid: number): number {

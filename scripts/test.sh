@@ -38,7 +38,7 @@ echo "== unit tests"
 # Unit tests sit beside their modules; tests/ holds what crosses rooms or needs
 # namespaces, peers or the VM. Files run one at a time: several tests count this
 # process's open descriptors to prove nothing leaks, and timings stay honest.
-units=$(git ls-files --cached --others --exclude-standard '*_test.ts' | grep -v '^tests/' | grep -v '^bench/' || true)
+units=$(git ls-files --cached --others --exclude-standard '*_test.ts' | grep -v '^tests/' || true)
 # shellcheck disable=SC2086
 NO_COLOR=1 $DENO test -A $units 2>&1 | tee -a "$log" || status=1
 echo "== integration tests"

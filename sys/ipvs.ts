@@ -337,7 +337,8 @@ export function encodeTimeouts(t: IpvsTimeouts): Attr[] {
 
 // ---------------------------------------------------------------- decoding
 
-const ZERO_STATS: IpvsStats = {
+/** Statistics with every counter and rate at zero (a fresh entry, or a test's). */
+export const ZERO_STATS: IpvsStats = {
   conns: 0,
   inPkts: 0,
   outPkts: 0,

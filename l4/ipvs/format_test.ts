@@ -1,19 +1,13 @@
 import assert from "node:assert/strict";
-import type { IpvsDestEntry, IpvsServiceEntry, IpvsStats } from "../../sys/ipvs.ts";
+import {
+  type IpvsDestEntry,
+  type IpvsServiceEntry,
+  type IpvsStats,
+  ZERO_STATS,
+} from "../../sys/ipvs.ts";
 import { formatList, formatSave, largeNumber, type TableEntry } from "./format.ts";
 
-const zero: IpvsStats = {
-  conns: 0,
-  inPkts: 0,
-  outPkts: 0,
-  inBytes: 0,
-  outBytes: 0,
-  cps: 0,
-  inpps: 0,
-  outpps: 0,
-  inbps: 0,
-  outbps: 0,
-};
+const zero = ZERO_STATS;
 
 function svc(s: Partial<IpvsServiceEntry>): IpvsServiceEntry {
   return {

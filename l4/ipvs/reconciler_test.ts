@@ -11,21 +11,11 @@ import type {
   IpvsTimeouts,
   ServiceKey,
 } from "../../sys/ipvs.ts";
+import { ZERO_STATS } from "../../sys/ipvs.ts";
 import { destKey, keyOf } from "./desired.ts";
 import { type IpvsKernel, Reconciler } from "./reconciler.ts";
 
-const zero = {
-  conns: 0,
-  inPkts: 0,
-  outPkts: 0,
-  inBytes: 0,
-  outBytes: 0,
-  cps: 0,
-  inpps: 0,
-  outpps: 0,
-  inbps: 0,
-  outbps: 0,
-};
+const zero = ZERO_STATS;
 
 /**
  * An in-memory IPVS table with the kernel's refusals that matter here (unknown
