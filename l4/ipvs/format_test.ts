@@ -1,10 +1,5 @@
 import assert from "node:assert/strict";
-import {
-  type IpvsDestEntry,
-  type IpvsServiceEntry,
-  type IpvsStats,
-  ZERO_STATS,
-} from "../../sys/ipvs.ts";
+import { type IpvsDestEntry, type IpvsServiceEntry, ZERO_STATS } from "../../sys/ipvs.ts";
 import { formatList, formatSave, largeNumber, type TableEntry } from "./format.ts";
 
 const zero = ZERO_STATS;
