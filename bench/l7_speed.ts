@@ -26,6 +26,14 @@ export const FULCRUM_V8_FLAGS = "--max-semi-space-size=2,--optimize-for-size";
 const V8_ARG = Deno.args.includes("--v8") ? Deno.args[Deno.args.indexOf("--v8") + 1] : undefined;
 const V8_FLAGS = V8_ARG === "none" ? "" : V8_ARG ?? FULCRUM_V8_FLAGS;
 const PORTS = { nginx: 18081, haproxy: 18082, fulcrum: 18083, plain: 18084 };
+/** Extra `deno run` flags for the Fulcrum process (`--fulcrum-flags "--cpu-prof"`). */
+const EXTRA_ARG = Deno.args.includes("--fulcrum-flags")
+  ? Deno.args[Deno.args.indexOf("--fulcrum-flags") + 1].split(" ").filter((f) => f)
+  : [];
+/** Measure only these proxies (`--only fulcrum,nginx`); all by default. */
+const ONLY = Deno.args.includes("--only")
+  ? Deno.args[Deno.args.indexOf("--only") + 1].split(",")
+  : undefined;
 
 /** Parsed wrk output. */
 interface WrkResult {
@@ -252,10 +260,11 @@ backend be
       "run",
       "-A",
       ...(V8_FLAGS ? [`--v8-flags=${V8_FLAGS}`] : []),
+      ...EXTRA_ARG,
       new URL(import.meta.url).pathname,
       "--serve",
       `${dir}/fulcrum.json`,
-    ]);
+    ], { quiet: !Deno.args.includes("--fulcrum-stdout") });
     const plain = spawn([
       "taskset",
       "-c",
@@ -272,17 +281,17 @@ backend be
     await waitPort(PORTS.haproxy);
     await waitPort(PORTS.fulcrum, 30_000);
     await waitPort(PORTS.plain, 30_000);
-    const proxies = [
+    const proxies = ([
       ["nginx", PORTS.nginx, nginx.pid],
       ["haproxy", PORTS.haproxy, haproxy.pid],
       ["fulcrum", PORTS.fulcrum, fulcrum.pid],
       ["deno-plain", PORTS.plain, plain.pid],
-    ] as const;
+    ] as const).filter(([name]) => !ONLY || ONLY.includes(name) || name === "nginx");
     console.log(
       `wrk -c50 -d${seconds}s, proxies pinned to CPU 0, wrk and backends on CPU 1; ` +
         `${rounds} interleaved rounds, medians; fulcrum V8 flags: ${V8_FLAGS || "none"}`,
     );
-    const paths = ["/1k", "/100k"];
+    const paths = args.includes("--path") ? [args[args.indexOf("--path") + 1]] : ["/1k", "/100k"];
     const runs = new Map<string, (WrkResult & { rss: number })[]>();
     for (const path of paths) for (const [, port] of proxies) await wrk(port, path, 1); // warm up
     for (let round = 0; round < rounds; round++) {
@@ -308,7 +317,7 @@ backend be
         });
       }
       const base = results.get("nginx")!;
-      const hap = results.get("haproxy")!;
+      const hap = results.get("haproxy") ?? base;
       console.log(
         `\nbody ${path.slice(1)} (each round's req/s: fulcrum/nginx ${
           runs.get(`${path} fulcrum`)!.map((r, i) =>

@@ -12,19 +12,28 @@ export interface ByteConn {
   close(): void;
 }
 
-/** A read buffer over a connection; bytes in `[start, end)` are unread. */
+/**
+ * A read buffer over a connection; bytes in `[start, end)` are unread. Reads land
+ * after `headroom` bytes of the buffer when it is empty, so a caller can put a few
+ * bytes (a rewritten message head) right before the unread bytes and send both with
+ * one write, without copying the body.
+ */
 export class Reader {
   readonly conn: ByteConn;
   buf: Uint8Array;
-  start = 0;
-  end = 0;
+  /** Bytes kept free before the data when the buffer is empty. */
+  readonly headroom: number;
+  start: number;
+  end: number;
   /** Total bytes read from the connection. */
   total = 0;
 
-  /** A reader with an initial buffer of `size` bytes. */
-  constructor(conn: ByteConn, size = 32 * 1024) {
+  /** A reader with room for `size` bytes of data (plus `options.headroom` in front). */
+  constructor(conn: ByteConn, size = 32 * 1024, options: { headroom?: number } = {}) {
     this.conn = conn;
-    this.buf = new Uint8Array(size);
+    this.headroom = options.headroom ?? 0;
+    this.buf = new Uint8Array(size + this.headroom);
+    this.start = this.end = this.headroom;
   }
 
   /** Unread byte count. */
@@ -40,22 +49,23 @@ export class Reader {
   /** Marks `n` unread bytes as used. */
   consume(n: number): void {
     this.start += n;
-    if (this.start === this.end) this.start = this.end = 0;
+    if (this.start === this.end) this.start = this.end = this.headroom;
   }
 
   /**
    * Reads more bytes, growing the buffer up to `max` bytes of unread data. Returns
    * false at end of stream; throws when the connection fails.
    */
-  async fill(max = this.buf.length): Promise<boolean> {
+  async fill(max = this.buf.length - this.headroom): Promise<boolean> {
     if (this.end === this.buf.length) {
-      if (this.start > 0) {
-        this.buf.copyWithin(0, this.start, this.end);
-        this.end -= this.start;
-        this.start = 0;
-      } else if (this.buf.length < max) {
-        const bigger = new Uint8Array(Math.min(max, this.buf.length * 2));
-        bigger.set(this.buf.subarray(0, this.end));
+      const room = this.headroom;
+      if (this.start > room) {
+        this.buf.copyWithin(room, this.start, this.end);
+        this.end -= this.start - room;
+        this.start = room;
+      } else if (this.buf.length - room < max) {
+        const bigger = new Uint8Array(room + Math.min(max, (this.buf.length - room) * 2));
+        bigger.set(this.buf.subarray(room, this.end), room);
         this.buf = bigger;
       } else {
         return true;

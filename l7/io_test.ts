@@ -55,3 +55,21 @@ Deno.test("deadlines fire once after they pass, disarmed ones never", async () =
   assert.equal(fired, 1);
   assert.equal(other, 0);
 });
+
+Deno.test("a reader with headroom reads after it, compacts and grows keeping it free", async () => {
+  const r = new Reader(chunks(["abcd", "efgh", "ijkl"]), 4, { headroom: 3 });
+  assert.equal(await r.fill(16), true);
+  assert.equal(r.start, 3);
+  assert.equal(new TextDecoder().decode(r.view()), "abcd");
+  assert.equal(await r.fill(16), true);
+  assert.equal(r.start, 3);
+  assert.equal(new TextDecoder().decode(r.view()), "abcdefgh");
+  r.consume(6);
+  assert.equal(await r.fill(16), true);
+  assert.equal(r.start, 3);
+  assert.equal(new TextDecoder().decode(r.view()), "ghijkl");
+  r.consume(6);
+  assert.equal(r.start, 3);
+  assert.equal(r.end, 3);
+  assert.equal(await r.fill(16), false);
+});

@@ -83,6 +83,14 @@ export interface Upstream {
   idleSince?: number;
 }
 
+/**
+ * Read buffer per server connection: a 100 KiB response arrives in one or two reads
+ * (fewer ops, fewer writes to the client) instead of four.
+ */
+const UPSTREAM_READ = 128 * 1024;
+/** Space before a server connection's unread bytes where the response head is rebuilt. */
+const UPSTREAM_HEADROOM = 1024;
+
 /** Idle server connections older than this are closed, not reused (servers time out too). */
 export const UPSTREAM_IDLE_MS = 15_000;
 
@@ -126,7 +134,8 @@ export class Upstreams {
   async open(server: ServerRuntime, timeout: number): Promise<Upstream> {
     const conn = await connectWithin(server.host, server.port, timeout);
     this.opened++;
-    return { conn, reader: new Reader(conn, 32 * 1024), address: server.address, uses: 0 };
+    const reader = new Reader(conn, UPSTREAM_READ, { headroom: UPSTREAM_HEADROOM });
+    return { conn, reader, address: server.address, uses: 0 };
   }
 
   /** Idle connections held now. */
@@ -954,7 +963,9 @@ async function copyBody(
 
 /**
  * Writes `head` and relays a response body of `framing` from `src` to `dst`. Throws
- * when the server ends early (short body) or sends a malformed chunked body.
+ * when the server ends early (short body) or sends a malformed chunked body. The head
+ * goes out in one write with the first body bytes (placed in the reader's headroom
+ * right before them), so a response already read whole takes one write and no copy.
  */
 async function copyResponse(
   src: Reader,
@@ -963,60 +974,24 @@ async function copyResponse(
   head: Uint8Array,
   onData: () => void,
 ): Promise<void> {
-  // Fast path: the whole body is already here (small responses): one write.
-  if (
-    framing.kind === "none" ||
-    (framing.kind === "length" && src.available >= framing.length && framing.length <= 65536)
-  ) {
-    const n = framing.kind === "length" ? framing.length : 0;
-    const out = new Uint8Array(head.length + n);
-    out.set(head);
-    if (n) out.set(src.buf.subarray(src.start, src.start + n), head.length);
-    src.consume(n);
-    try {
-      await writeAll(to, out);
-    } catch (err) {
-      throw new ClientGone(String(err));
-    }
+  let pending: Uint8Array | undefined = head;
+  if (framing.kind === "none") {
+    await sendAfter(to, src, pending, 0);
     return;
   }
-  const dst: ByteConn = {
-    read: (p) => to.read(p),
-    write: (p) => to.write(p).catch((err) => Promise.reject(new ClientGone(String(err)))),
-    close: () => to.close(),
-  };
-  let pending: Uint8Array | undefined = head;
-  const send = async (bytes: Uint8Array) => {
-    if (pending && bytes.length <= 16384) {
-      const both = new Uint8Array(pending.length + bytes.length);
-      both.set(pending);
-      both.set(bytes, pending.length);
-      pending = undefined;
-      await writeAll(dst, both);
-    } else {
-      if (pending) await writeAll(dst, pending);
-      pending = undefined;
-      await writeAll(dst, bytes);
-    }
-  };
-  const flush = async () => {
-    if (pending) {
-      const p = pending;
-      pending = undefined;
-      await writeAll(dst, p);
-    }
-  };
   if (framing.kind === "length") {
     let left = framing.length;
     while (left > 0) {
       if (!src.available) {
-        await flush();
+        if (pending) await toClient(to, pending);
+        pending = undefined;
         const more = await src.fill();
         onData();
         if (!more) throw new Error(`server closed with ${left} bytes of the body missing`);
       }
       const take = Math.min(left, src.available);
-      await send(src.buf.subarray(src.start, src.start + take));
+      await sendAfter(to, src, pending, take);
+      pending = undefined;
       src.consume(take);
       left -= take;
     }
@@ -1026,14 +1001,18 @@ async function copyResponse(
     const scanner = new ChunkedScanner();
     while (true) {
       if (!src.available) {
-        await flush();
+        if (pending) await toClient(to, pending);
+        pending = undefined;
         const more = await src.fill();
         onData();
         if (!more) throw new Error("server closed before the last chunk");
       }
       const r = scanner.feed(src.buf, src.start, src.end);
       if (r.error) throw new Error(`server sent a bad chunked body: ${r.error}`);
-      if (r.used) await send(src.buf.subarray(src.start, src.start + r.used));
+      if (r.used) {
+        await sendAfter(to, src, pending, r.used);
+        pending = undefined;
+      }
       src.consume(r.used);
       if (r.done) return;
     }
@@ -1041,13 +1020,47 @@ async function copyResponse(
   // until close
   while (true) {
     if (src.available) {
-      await send(src.buf.subarray(src.start, src.end));
-      src.consume(src.available);
+      const n = src.available;
+      await sendAfter(to, src, pending, n);
+      pending = undefined;
+      src.consume(n);
     }
-    await flush();
+    if (pending) await toClient(to, pending);
+    pending = undefined;
     const more = await src.fill();
     onData();
     if (!more) return;
+  }
+}
+
+/**
+ * Sends `head` (when given) and the next `n` unread bytes of `src`: in one write when
+ * the head fits in the consumed space before them, else in two.
+ */
+async function sendAfter(
+  to: ByteConn,
+  src: Reader,
+  head: Uint8Array | undefined,
+  n: number,
+): Promise<void> {
+  const start = src.start;
+  if (head) {
+    const at = start - head.length;
+    if (at >= 0) {
+      src.buf.set(head, at);
+      return await toClient(to, src.buf.subarray(at, start + n));
+    }
+    await toClient(to, head);
+  }
+  if (n) await toClient(to, src.buf.subarray(start, start + n));
+}
+
+/** Writes to the client; a failure becomes {@link ClientGone}. */
+async function toClient(to: ByteConn, bytes: Uint8Array): Promise<void> {
+  try {
+    await writeAll(to, bytes);
+  } catch (err) {
+    throw new ClientGone(String(err));
   }
 }
 
