@@ -476,7 +476,8 @@ async function main(options: BenchOptions): Promise<void> {
       );
     }
     console.log(
-      `fulcrum: ${result.up}/${options.servers} servers up at the end` +
+      `fulcrum: ${(result.probes / options.window).toFixed(0)} probes/s started in its ` +
+        `window; ${result.up}/${options.servers} servers up at the end` +
         (result.up < options.servers ? `; down reasons: ${JSON.stringify(result.reasons)}` : ""),
     );
     const starved = measured.filter((k) => rows[k].rate < 0.9 * options.servers);

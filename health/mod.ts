@@ -97,11 +97,22 @@ interface Entry {
 const SLOT = 10;
 /**
  * Longest gap (ms) between ticks that start probes: probes due within one gap start
- * together. The gap is a twentieth of the shortest delay of any check, between
- * {@link SLOT} and this, so a 1 s interval wakes the process 20 times a second
- * instead of 100 and a start is never later than 5% of the delay.
+ * together. The gap is a fiftieth of the shortest delay of any check, between
+ * {@link SLOT} and this, so a 1 s interval wakes the process 50 times a second
+ * instead of 100 and a start is never later than 2% of the delay.
  */
-const MAX_PERIOD = 50;
+const MAX_PERIOD = 20;
+/**
+ * Probes start at most this many times the mean probe rate (a token bucket refilled
+ * at this pace), so a backlog after a stall drains without a burst.
+ */
+const PACE = 1.5;
+/**
+ * The bucket holds this many ms of the mean rate (at least 8 probes): what a tick may
+ * start at once. Any 100 ms then starts at most (30 + 1.5 × 100) / 100 = 1.8 times
+ * the mean, and a tick every {@link MAX_PERIOD} ms has room for what fell due.
+ */
+const BURST = 30;
 /** Longest sleep (ms) of the tick timer when nothing is due sooner. */
 const MAX_SLEEP = 1000;
 
@@ -156,18 +167,18 @@ class HealthChecker implements HealthSubsystem {
   #lastSlot = 0;
   #lastTick = 0;
   #inTick = false;
-  /** The last tick left due probes waiting: start a slot's budget every slot. */
+  /** The last tick left due probes waiting: come back after one slot. */
   #behind = false;
   /** {@link HealthChecker.#period}, recomputed when the servers change. */
   #periodCache?: number;
   /** Probes whose time has come but that wait for a tick's budget, oldest first. */
   #ready: { e: Entry; gen: number }[] = [];
   #readyHead = 0;
-  /** {@link HealthChecker.#budget}, recomputed when the servers change. */
-  #budgetCache?: number;
-  /** Twice the mean probe rate (per ms), set with the budget; paces every tick. */
+  /** {@link HealthChecker.#bucket}, recomputed when the servers change. */
+  #bucketCache?: number;
+  /** {@link PACE} times the mean probe rate (per ms), set with the bucket. */
   #pace = 0;
-  /** Probes the pace allows and that have not started yet (fractions carry over). */
+  /** Probes the bucket allows and that have not started yet (fractions carry over). */
   #credit = 0;
 
   constructor(deps: SubsystemDeps, options: HealthOptions) {
@@ -402,7 +413,7 @@ class HealthChecker implements HealthSubsystem {
 
   /** Makes the entries match `model`: adds, removes, updates and restarts checks. */
   #reconcile(model: Model): void {
-    this.#budgetCache = undefined;
+    this.#bucketCache = undefined;
     this.#periodCache = undefined;
     const wanted = new Set<string>();
     for (const pool of Object.values(model.pools)) {
@@ -536,30 +547,31 @@ class HealthChecker implements HealthSubsystem {
       if (e.check.type === "none") continue;
       shortest = Math.min(shortest, e.check.interval, e.check.fastinter, e.check.downinter);
     }
-    const period = Math.floor(shortest / 20 / SLOT) * SLOT;
+    const period = Math.floor(shortest / 50 / SLOT) * SLOT;
     return this.#periodCache = Math.max(SLOT, Math.min(MAX_PERIOD, period));
   }
 
   /**
-   * The most probes one tick may start: twice the mean per slot (from each server's
-   * shortest delay, so a mass transition at `fastinter` is not held back), at least 8. After the process was starved of CPU or stalled, the
-   * backlog then starts at twice the normal rate instead of in one burst.
+   * The size of the token bucket that paces starts: {@link BURST} ms of the mean rate,
+   * at least 8 (the mean from each server's shortest delay, so a mass transition at
+   * `fastinter` is not held back); sets the refill pace, {@link PACE} times the mean.
+   * After the process was starved of CPU or stalled, the backlog then starts at that
+   * pace instead of in one burst.
    */
-  #budget(): number {
+  #bucket(): number {
     let perMs = 0;
     for (const e of this.#entries.values()) {
       if (e.check.type === "none") continue;
       const shortest = Math.min(e.check.interval, e.check.fastinter, e.check.downinter);
       perMs += 1 / Math.max(1, shortest);
     }
-    this.#pace = 2 * perMs;
-    return Math.max(8, Math.ceil(2 * perMs * SLOT));
+    this.#pace = PACE * perMs;
+    return Math.max(8, BURST * perMs);
   }
 
   /**
-   * Moves every probe whose slot has come to the ready queue, starts a budget of them
-   * (a slot's budget per slot elapsed, up to one period; one slot's while catching up
-   * on a backlog), polls the connects under way and arms the next tick.
+   * Moves every probe whose slot has come to the ready queue, starts as many as the
+   * token bucket holds, polls the connects under way and arms the next tick.
    */
   #tick(): void {
     this.#inTick = true;
@@ -595,22 +607,12 @@ class HealthChecker implements HealthSubsystem {
       for (const item of bucket) this.#ready.push(item);
     }
     this.#lastSlot = Math.max(this.#lastSlot, current);
-    const perSlot = this.#budgetCache ??= this.#budget();
-    // Ticks start at most twice the mean rate for the time that passed, up to twice a
-    // period's mean (at least a slot's budget), so even after a late timer no 100 ms
-    // holds much more than twice the mean; the first tick after a stall starts one
-    // slot's budget.
-    const cap = Math.max(perSlot, this.#pace * this.#period());
-    const backlog = this.#ready.length - this.#readyHead;
-    let budget: number;
-    if (!this.#behind && backlog > cap) {
-      this.#credit = 0;
-      budget = perSlot;
-    } else {
-      this.#credit = Math.min(cap, this.#credit + Math.max(1, this.#pace * elapsed));
-      budget = Math.floor(this.#credit);
-      this.#credit -= budget;
-    }
+    const bucket = this.#bucketCache ??= this.#bucket();
+    // A token bucket: refilled at PACE times the mean rate for the time that passed,
+    // holding BURST ms of it, so even after a stall or a late timer no 100 ms starts
+    // more than 1.8 times the mean.
+    this.#credit = Math.min(bucket, this.#credit + Math.max(1, this.#pace * elapsed));
+    const budget = Math.floor(this.#credit);
     let started = 0;
     while (started < budget && this.#readyHead < this.#ready.length) {
       const { e, gen } = this.#ready[this.#readyHead++];
@@ -626,6 +628,7 @@ class HealthChecker implements HealthSubsystem {
       this.#inflight.add(run);
       run.finally(() => this.#inflight.delete(run));
     }
+    this.#credit -= started;
     // Loopback and LAN connects have mostly completed by now; the rest are polled
     // on later ticks until they complete or time out.
     this.#tcp?.poll();

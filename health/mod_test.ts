@@ -5,6 +5,7 @@ import { configSchema } from "../config/schema.ts";
 import { createLogger } from "../log.ts";
 import { RoleBoard } from "../vrrp/role.ts";
 import { createHealth, type HealthSubsystem } from "./mod.ts";
+import { burstiness } from "./schedule.ts";
 import { type ServerEvent, ServerStates } from "./state.ts";
 
 function model(pools: Record<string, unknown>, check: Record<string, unknown> = {}): Model {
@@ -368,9 +369,43 @@ Deno.test("after a stall the backlog of probes starts a few per tick, not in one
     await new Promise((r) => setTimeout(r, 300));
     const after = starts.filter((t) => t >= stalledAt);
     assert.ok(after.length >= 80, `started after the stall: ${after.length}`);
-    // 200 servers at 1 s: twice the mean per 10 ms tick is under 8, so 8 per tick.
+    // 200 servers at 1 s: the bucket's 30 ms of the mean rate is under 8, so 8 at once.
     const firstTick = after.filter((t) => t - after[0] < 2).length;
     assert.ok(firstTick <= 8, `${firstTick} probes started at once`);
+  } finally {
+    await health.stop();
+  }
+});
+
+Deno.test("after a stall no 100 ms window starts more than twice the mean probe rate", async () => {
+  const states = new ServerStates();
+  const starts: number[] = [];
+  const health = createHealth({
+    states,
+    roles: new RoleBoard(),
+    log: createLogger({ write: () => {} }),
+  }, {
+    prober: () => Promise.resolve({ ok: true, reason: "fake" }),
+    onProbe: () => starts.push(performance.now()),
+  });
+  // 2,000 servers at 1 s: a mean of 200 probes per 100 ms.
+  const servers = Array.from(
+    { length: 2000 },
+    (_, i) => ({ address: `127.0.${2 + Math.floor(i / 250)}.${(i % 250) + 1}:80` }),
+  );
+  try {
+    await health.start(model({ web: { servers } }, { interval: "1s" }));
+    await new Promise((r) => setTimeout(r, 1100));
+    // Block the event loop for 400 ms: about 800 probes fall due meanwhile.
+    const end = performance.now() + 400;
+    while (performance.now() < end) { /* stall */ }
+    const stalledAt = performance.now();
+    await new Promise((r) => setTimeout(r, 1200));
+    const after = starts.filter((t) => t >= stalledAt);
+    // The backlog drains: more than the 1,200 ms' own probes start.
+    assert.ok(after.length > 2400, `started after the stall: ${after.length}`);
+    const spread = burstiness(after, 100);
+    assert.ok(spread.max <= 400, `${spread.max} probes in one 100 ms window (mean 200)`);
   } finally {
     await health.stop();
   }

@@ -15,6 +15,7 @@ import {
   AF_INET6,
   closeAbortive,
   connectNow,
+  delayAckNow,
   EINPROGRESS,
   ffiAvailable,
   POLLERR,
@@ -154,6 +155,7 @@ export class TcpBatchChecker {
       } catch (error) {
         return done({ ok: false, reason: `socket failed: ${(error as Error).message}` });
       }
+      delayAckNow(fd);
       errno = connectNow(fd, addr);
     }
     if (errno === 0) {

@@ -154,3 +154,32 @@ Deno.test("the shared checker falls back to Deno.connect without FFI and works w
     close();
   }
 });
+
+Deno.test("a checked server accepts no connection: the check ends the handshake with an RST before its last ACK", async () => {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (listener.addr as Deno.NetAddr).port;
+  let accepted = 0;
+  const accepting = (async () => {
+    for await (const conn of listener) {
+      accepted++;
+      conn.close();
+    }
+  })().catch(() => {});
+  const batch = new TcpBatchChecker();
+  try {
+    // Fresh sockets and kept ones alike: every check passes, none reaches accept().
+    for (let i = 0; i < 5; i++) {
+      assert.equal(
+        (await batch.check({ host: "127.0.0.1", port }, { timeout: 1000 })).reason,
+        "connected",
+      );
+    }
+    // Past the 200 ms a held-back ACK would wait: still nothing was accepted.
+    await new Promise((r) => setTimeout(r, 400));
+    assert.equal(accepted, 0);
+  } finally {
+    batch.close();
+    listener.close();
+    await accepting;
+  }
+});

@@ -326,6 +326,22 @@ export function socketError(fd: number): number {
 
 const LINGER_ZERO = new Uint8Array([1, 0, 0, 0, 0, 0, 0, 0]);
 
+const IPPROTO_TCP = 6;
+const TCP_DEFER_ACCEPT = 9;
+const INT_ONE = new Uint8Array([1, 0, 0, 0]);
+
+/**
+ * Makes a connecting socket hold back the handshake's last ACK (`TCP_DEFER_ACCEPT` on
+ * the client side; Linux then acks with the first data, or after 200 ms). A check that
+ * ends the connect with an RST at once never completes it on the server: no accept and
+ * no wake-up there, as with HAProxy's checks (which use `TCP_QUICKACK` 0, reset by every
+ * disconnect; this survives `connect(AF_UNSPEC)`, so one call per socket does).
+ * Returns errno, 0 when set.
+ */
+export function delayAckNow(fd: number): number {
+  return libc().setsockopt(fd, IPPROTO_TCP, TCP_DEFER_ACCEPT, INT_ONE, 4) === 0 ? 0 : lastErrno();
+}
+
 /** Closes a socket with an RST (`SO_LINGER` 0): no TIME_WAIT left behind. */
 export function closeAbortive(fd: number): void {
   libc().setsockopt(fd, SOL_SOCKET, SO_LINGER, LINGER_ZERO, LINGER_ZERO.byteLength);
