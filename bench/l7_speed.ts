@@ -25,7 +25,12 @@ const BACKENDS = [18101, 18102];
 export const FULCRUM_V8_FLAGS = "--max-semi-space-size=2,--optimize-for-size";
 const V8_ARG = Deno.args.includes("--v8") ? Deno.args[Deno.args.indexOf("--v8") + 1] : undefined;
 const V8_FLAGS = V8_ARG === "none" ? "" : V8_ARG ?? FULCRUM_V8_FLAGS;
-const PORTS = { nginx: 18081, haproxy: 18082, fulcrum: 18083, plain: 18084 };
+const PORTS = { nginx: 18081, haproxy: 18082, fulcrum: 18083, plain: 18084, alt: 18085 };
+/**
+ * Another checkout of Fulcrum to measure in the same run (`--alt DIR`, e.g. a git
+ * worktree of the previous commit): an A/B comparison on a noisy host.
+ */
+const ALT = Deno.args.includes("--alt") ? Deno.args[Deno.args.indexOf("--alt") + 1] : undefined;
 /** Extra `deno run` flags for the Fulcrum process (`--fulcrum-flags "--cpu-prof"`). */
 const EXTRA_ARG = Deno.args.includes("--fulcrum-flags")
   ? Deno.args[Deno.args.indexOf("--fulcrum-flags") + 1].split(" ").filter((f) => f)
@@ -42,16 +47,18 @@ interface WrkResult {
   readonly errors: number;
   /** CPU time the proxy spent per request (µs): steadier than req/s on a busy host. */
   readonly cpuUs: number;
+  /** The user-space part of it (µs). */
+  readonly userUs: number;
 }
 
-/** user + system CPU seconds of a process tree. */
-function cpuSeconds(pid: number): number {
+/** user + system CPU seconds of a process tree (`user: true`: user time only). */
+function cpuSeconds(pid: number, options: { user?: boolean } = {}): number {
   let ticks = 0;
   for (const p of treePids(pid)) {
     try {
       const stat = Deno.readTextFileSync(`/proc/${p}/stat`);
       const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-      ticks += Number(fields[11]) + Number(fields[12]);
+      ticks += Number(fields[11]) + (options.user ? 0 : Number(fields[12]));
     } catch { /* gone */ }
   }
   return ticks / 100;
@@ -127,6 +134,7 @@ async function wrk(
 ): Promise<WrkResult & { rss: number }> {
   let rss = 0;
   const cpuBefore = pid === undefined ? 0 : cpuSeconds(pid);
+  const userBefore = pid === undefined ? 0 : cpuSeconds(pid, { user: true });
   const sampler = setInterval(() => {
     if (pid === undefined) return;
     const now = treePids(pid).map(rssOf).filter((x) => !isNaN(x)).reduce((a, b) => a + b, 0);
@@ -148,9 +156,11 @@ async function wrk(
   }).output();
   clearInterval(sampler);
   const cpu = pid === undefined ? 0 : cpuSeconds(pid) - cpuBefore;
+  const user = pid === undefined ? 0 : cpuSeconds(pid, { user: true }) - userBefore;
   const text = new TextDecoder().decode(out.stdout);
   const total = Number(/(\d+) requests in/.exec(text)?.[1] ?? NaN);
   const cpuUs = (cpu * 1e6) / total;
+  const userUs = (user * 1e6) / total;
   const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(text)?.[1] ?? NaN);
   const p99 = /99%\s+([\d.]+)(us|ms|s)/.exec(text);
   const p99ms = p99 ? Number(p99[1]) * (p99[2] === "us" ? 0.001 : p99[2] === "s" ? 1000 : 1) : NaN;
@@ -158,7 +168,7 @@ async function wrk(
   const sock = /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(text);
   const errors = Number(err?.[1] ?? 0) +
     (sock ? Number(sock[1]) + Number(sock[2]) + Number(sock[3]) + Number(sock[4]) : 0);
-  return { rps, p99ms, errors, rss, cpuUs };
+  return { rps, p99ms, errors, rss, cpuUs, userUs };
 }
 
 function median(values: number[]): number {
@@ -230,14 +240,13 @@ backend be
   ${BACKENDS.map((p, i) => `server s${i} 127.0.0.1:${p}`).join("\n  ")}
 `,
     );
-    await Deno.writeTextFile(
-      `${dir}/fulcrum.json`,
+    const fulcrumConfig = (port: number) =>
       JSON.stringify({
         pools: { html: { servers: BACKENDS.map((p) => ({ address: `127.0.0.1:${p}` })) } },
         l7: {
           listeners: [{
             name: "web",
-            listen: `127.0.0.1:${PORTS.fulcrum}`,
+            listen: `127.0.0.1:${port}`,
             rules: [
               { match: { path_suffix: [".jpg", ".png", ".gif"] }, pool: "html" },
               { match: { path_prefix: "/cgi-bin/" }, pool: "html" },
@@ -246,8 +255,9 @@ backend be
             balance: { hash: "uri", load_bound: 1.25 },
           }],
         },
-      }),
-    );
+      });
+    await Deno.writeTextFile(`${dir}/fulcrum.json`, fulcrumConfig(PORTS.fulcrum));
+    await Deno.writeTextFile(`${dir}/alt.json`, fulcrumConfig(PORTS.alt));
     procs.push(spawn(["taskset", "-c", "1", "nginx", "-c", `${dir}/backends.conf`, "-p", dir]));
     for (const p of BACKENDS) await waitPort(p);
     const nginx = spawn(["taskset", "-c", "0", "nginx", "-c", `${dir}/proxy.conf`, "-p", dir]);
@@ -277,6 +287,22 @@ backend be
       "--plain",
     ]);
     procs.push(nginx, haproxy, fulcrum, plain);
+    const alt = ALT === undefined ? undefined : spawn([
+      "taskset",
+      "-c",
+      "0",
+      Deno.execPath(),
+      "run",
+      "-A",
+      ...(V8_FLAGS ? [`--v8-flags=${V8_FLAGS}`] : []),
+      `${ALT}/bench/l7_speed.ts`,
+      "--serve",
+      `${dir}/alt.json`,
+    ]);
+    if (alt) {
+      procs.push(alt);
+      await waitPort(PORTS.alt, 30_000);
+    }
     await waitPort(PORTS.nginx);
     await waitPort(PORTS.haproxy);
     await waitPort(PORTS.fulcrum, 30_000);
@@ -286,7 +312,10 @@ backend be
       ["haproxy", PORTS.haproxy, haproxy.pid],
       ["fulcrum", PORTS.fulcrum, fulcrum.pid],
       ["deno-plain", PORTS.plain, plain.pid],
-    ] as const).filter(([name]) => !ONLY || ONLY.includes(name) || name === "nginx");
+      ...(alt ? [["fulcrum-alt", PORTS.alt, alt.pid] as const] : []),
+    ] as const).filter(([name]) =>
+      !ONLY || ONLY.includes(name) || name === "nginx" || name === "fulcrum-alt"
+    );
     console.log(
       `wrk -c50 -d${seconds}s, proxies pinned to CPU 0, wrk and backends on CPU 1; ` +
         `${rounds} interleaved rounds, medians; fulcrum V8 flags: ${V8_FLAGS || "none"}`,
@@ -313,6 +342,7 @@ backend be
           p99ms: median(list.map((r) => r.p99ms)),
           errors: list.reduce((a, r) => a + r.errors, 0),
           cpuUs: median(list.map((r) => r.cpuUs)),
+          userUs: median(list.map((r) => r.userUs)),
           rss: Math.max(...list.map((r) => r.rss)),
         });
       }
@@ -328,7 +358,7 @@ backend be
       );
       console.log(
         "proxy      req/s      p99 ms  max RSS MB  errors  vs nginx  vs haproxy  p99 vs nginx" +
-          "  CPU µs/req  CPU vs nginx",
+          "  CPU µs/req  CPU vs nginx  user µs/req",
       );
       for (const [name, r] of results) {
         console.log(
@@ -340,7 +370,7 @@ backend be
             `${(r.p99ms / base.p99ms).toFixed(2).padStart(13)} ${
               r.cpuUs.toFixed(1).padStart(11)
             } ` +
-            `${(r.cpuUs / base.cpuUs).toFixed(2).padStart(13)}`,
+            `${(r.cpuUs / base.cpuUs).toFixed(2).padStart(13)} ${r.userUs.toFixed(1).padStart(12)}`,
         );
       }
     }

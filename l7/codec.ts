@@ -25,7 +25,10 @@ export interface Head {
   readonly headers: readonly (readonly [string, string])[];
   /** Lowercase header names, index for index (filled by the parsers). */
   readonly names?: readonly string[];
-  /** A copy of the head's bytes (filled by the parsers). */
+  /**
+   * The head's bytes (filled by the parsers): a view of the parsed buffer, valid only
+   * until that buffer is refilled, so heads are rewritten before the next read.
+   */
   readonly raw?: Uint8Array;
   /** Byte offsets in `raw` of each header line, `[start, end)` pairs without CRLF. */
   readonly spans?: readonly number[];
@@ -201,7 +204,7 @@ export function parseRequestHead(buf: Uint8Array, limits: HeadLimits): HeadResul
   const spans: number[] = [];
   const headers = parseFields(list, limits, { names, spans });
   if (!Array.isArray(headers)) return error(headers.status, headers.reason);
-  const raw = buf.slice(0, end);
+  const raw = buf.subarray(0, end);
   return {
     kind: "ok",
     head: {
@@ -245,7 +248,7 @@ export function parseResponseHead(buf: Uint8Array, limits: HeadLimits): HeadResu
   const spans: number[] = [];
   const headers = parseFields(list, limits, { names, spans });
   if (!Array.isArray(headers)) return error(502, `server sent ${headers.reason}`);
-  const raw = buf.slice(0, end);
+  const raw = buf.subarray(0, end);
   return {
     kind: "ok",
     head: {
@@ -263,16 +266,25 @@ export function parseResponseHead(buf: Uint8Array, limits: HeadLimits): HeadResu
   };
 }
 
+/** Options of {@link writeHead}. */
+export interface WriteHeadOptions {
+  /** Non-zero for each header of the head to copy. */
+  readonly keep: Uint8Array;
+  /** Header lines to add, each ending in CRLF. */
+  readonly extra: string;
+  /**
+   * A buffer to write into (from offset 0) instead of a new array when the head fits;
+   * the result is then a view of it, valid until the buffer is written again.
+   */
+  readonly into?: Uint8Array;
+}
+
 /**
  * Writes a head: `first` line, the headers of `head` whose `keep[i]` is non-zero
  * (copied byte for byte from the parsed head when it has them), then `extra` (header
  * lines each ending in CRLF) and the blank line. Strings must be latin1.
  */
-export function writeHead(
-  first: string,
-  head: Head,
-  options: { keep: Uint8Array; extra: string },
-): Uint8Array {
+export function writeHead(first: string, head: Head, options: WriteHeadOptions): Uint8Array {
   const { keep, extra } = options;
   const raw = head.raw;
   const spans = head.spans;
@@ -286,15 +298,20 @@ export function writeHead(
   }
   let size = first.length + 2 + extra.length + 2;
   for (let i = 0; i < n; i++) if (keep[i]) size += spans[2 * i + 1] - spans[2 * i] + 2;
-  const out = new Uint8Array(size);
+  const into = options.into;
+  const out = into !== undefined && into.length >= size
+    ? into.subarray(0, size)
+    : new Uint8Array(size);
   let o = 0;
   for (let k = 0; k < first.length; k++) out[o++] = first.charCodeAt(k);
   out[o++] = CR;
   out[o++] = LF;
   for (let i = 0; i < n; i++) {
     if (!keep[i]) continue;
+    const start = spans[2 * i];
     const end = spans[2 * i + 1];
-    for (let k = spans[2 * i]; k < end; k++) out[o++] = raw[k];
+    out.set(raw.subarray(start, end), o);
+    o += end - start;
     out[o++] = CR;
     out[o++] = LF;
   }

@@ -202,3 +202,19 @@ Deno.test("writeHead copies kept header lines byte for byte and appends extra li
     out,
   );
 });
+
+Deno.test("writeHead writes into a given buffer when the head fits, else into a new one", () => {
+  const r = parseResponseHead(te.encode("HTTP/1.1 200 OK\r\nA: 1\r\nB: 2\r\n\r\n"), limits);
+  assert.equal(r.kind, "ok");
+  if (r.kind !== "ok") return;
+  const options = { keep: new Uint8Array([0, 1]), extra: "via: v\r\n" };
+  const expected = te.encode("HTTP/1.1 200 OK\r\nB: 2\r\nvia: v\r\n\r\n");
+  const scratch = new Uint8Array(64);
+  const inside = writeHead("HTTP/1.1 200 OK", r.head, { ...options, into: scratch });
+  assert.deepEqual(inside, expected);
+  assert.equal(inside.buffer, scratch.buffer);
+  const small = new Uint8Array(8);
+  const outside = writeHead("HTTP/1.1 200 OK", r.head, { ...options, into: small });
+  assert.deepEqual(outside, expected);
+  assert.notEqual(outside.buffer, small.buffer);
+});

@@ -48,6 +48,13 @@ export interface ProxyShared {
 const VIA = "1.1 fulcrum";
 /** Limits on a server's response head. */
 const RESPONSE_LIMITS = { maxBytes: 65536, maxHeaders: 1000 };
+/** Bytes per client for building forwarded request heads (larger ones get their own). */
+const REQUEST_SCRATCH = 1024;
+/**
+ * Where response heads are built before they are copied in front of the body in the
+ * server connection's read buffer (synchronously: shared by every connection).
+ */
+const RESPONSE_SCRATCH = new Uint8Array(8192);
 /** Scratch flags for head serialization (heads have at most 1000 fields). */
 const KEEP = new Uint8Array(1024);
 const IDEMPOTENT = new Set(["GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"]);
@@ -191,6 +198,8 @@ interface Client extends Timed {
   idle: boolean;
   /** Fired by the deadline wheel. */
   onTimeout: () => void;
+  /** Where this client's forwarded request heads are built (one request at a time). */
+  scratch: Uint8Array;
 }
 
 /** A short plain-text error response; `close` adds `connection: close`. */
@@ -356,6 +365,7 @@ export class ProxyListener {
       idle: true,
       deadline: 0,
       onTimeout: () => {},
+      scratch: new Uint8Array(REQUEST_SCRATCH),
       fire() {
         this.onTimeout();
       },
@@ -497,6 +507,10 @@ export class ProxyListener {
         hosts ? "more than one Host header" : "an HTTP/1.1 request needs a Host header",
       );
     }
+    const upgrade = tokens.includes("upgrade") ? headerValue(head, "upgrade") : undefined;
+    // built now: the head's bytes are a view of the client's read buffer, which the
+    // chunked precheck may refill
+    const outHead = this.#requestHead(c, head, upgrade);
     if (framing.kind === "chunked") {
       const expect = headerValue(head, "expect")?.toLowerCase() === "100-continue";
       const why = await this.#precheckChunked(c, expect);
@@ -507,7 +521,6 @@ export class ProxyListener {
       if (c.closed) return false;
     }
     const view = viewOf(head, target);
-    const upgrade = tokens.includes("upgrade") ? headerValue(head, "upgrade") : undefined;
     let exclude: Set<ServerRuntime> | undefined;
     const retries = IDEMPOTENT.has(head.method) ? cfg.retries : 0;
     let lastError = "";
@@ -535,6 +548,7 @@ export class ProxyListener {
       this.#shared.metrics.inflight(this.name, 1);
       try {
         const outcome = await this.#forward(c, head, {
+          outHead,
           server,
           framing,
           view: { host: view.host },
@@ -641,11 +655,15 @@ export class ProxyListener {
     }
     out += `via: ${via === undefined ? VIA : `${via}, ${VIA}`}\r\n`;
     if (upgrade !== undefined) out += `connection: upgrade\r\nupgrade: ${upgrade}\r\n`;
-    return writeHead(`${head.method} ${target} HTTP/1.1`, head, { keep, extra: out });
+    return writeHead(`${head.method} ${target} HTTP/1.1`, head, {
+      keep,
+      extra: out,
+      into: c.scratch,
+    });
   }
 
-  /** Builds the response head sent to the client. */
-  #responseHead(head: Head, close: boolean, upgrade: boolean): Uint8Array {
+  /** Builds the response head sent to the client (in `into` when given and it fits). */
+  #responseHead(head: Head, close: boolean, upgrade: boolean, into?: Uint8Array): Uint8Array {
     const listed = connectionTokens(head);
     let via: string | undefined;
     const keep = KEEP;
@@ -665,7 +683,7 @@ export class ProxyListener {
     let out = `via: ${via === undefined ? VIA : `${via}, ${VIA}`}\r\n`;
     if (upgrade) out += "connection: upgrade\r\n";
     else if (close) out += "connection: close\r\n";
-    return writeHead(`HTTP/1.1 ${head.status} ${head.reason}`, head, { keep, extra: out });
+    return writeHead(`HTTP/1.1 ${head.status} ${head.reason}`, head, { keep, extra: out, into });
   }
 
   /**
@@ -676,6 +694,7 @@ export class ProxyListener {
     c: Client,
     head: Head,
     o: {
+      outHead: Uint8Array;
       server: ServerRuntime;
       framing: Framing;
       view: { host: string };
@@ -689,7 +708,7 @@ export class ProxyListener {
     const shared = this.#shared;
     const server = o.server;
     const hasBody = o.framing.kind !== "none";
-    const outHead = this.#requestHead(c, head, o.upgrade);
+    const outHead = o.outHead;
     const record = (status: number) =>
       this.#count(
         status,
@@ -881,7 +900,7 @@ export class ProxyListener {
       const serverKeep = resp.version === "HTTP/1.1" && !connectionTokens(resp).includes("close") &&
         framing.kind !== "close";
       const clientKeep = o.clientKeep && framing.kind !== "close" && !this.#draining;
-      const respHead = this.#responseHead(resp, !clientKeep, false);
+      const respHead = this.#responseHead(resp, !clientKeep, false, RESPONSE_SCRATCH);
       // Relay the response body, head and the first bytes in one write.
       let ok = true;
       try {
@@ -974,7 +993,7 @@ async function copyResponse(
   head: Uint8Array,
   onData: () => void,
 ): Promise<void> {
-  let pending: Uint8Array | undefined = head;
+  let pending: Uint8Array | undefined = placeBefore(src, head);
   if (framing.kind === "none") {
     await sendAfter(to, src, pending, 0);
     return;
@@ -1034,8 +1053,19 @@ async function copyResponse(
 }
 
 /**
+ * Copies `head` into the consumed space right before the unread bytes of `src` and
+ * returns that view, or a copy of `head` when it does not fit there.
+ */
+function placeBefore(src: Reader, head: Uint8Array): Uint8Array {
+  const at = src.start - head.length;
+  if (at < 0) return head.slice();
+  src.buf.set(head, at);
+  return src.buf.subarray(at, src.start);
+}
+
+/**
  * Sends `head` (when given) and the next `n` unread bytes of `src`: in one write when
- * the head fits in the consumed space before them, else in two.
+ * the head sits right before them (see {@link placeBefore}), else in two.
  */
 async function sendAfter(
   to: ByteConn,
@@ -1045,10 +1075,9 @@ async function sendAfter(
 ): Promise<void> {
   const start = src.start;
   if (head) {
-    const at = start - head.length;
-    if (at >= 0) {
-      src.buf.set(head, at);
-      return await toClient(to, src.buf.subarray(at, start + n));
+    const buf = src.buf;
+    if (head.buffer === buf.buffer && head.byteOffset + head.length === buf.byteOffset + start) {
+      return await toClient(to, buf.subarray(start - head.length, start + n));
     }
     await toClient(to, head);
   }
