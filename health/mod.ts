@@ -26,7 +26,7 @@ import {
   observe,
 } from "./machine.ts";
 import { createProber, type Prober } from "./probe.ts";
-import { firstProbeAt, nextProbeAt } from "./schedule.ts";
+import { baseDelay, firstProbeAt, jittered, nextProbeAt, spreadPhase } from "./schedule.ts";
 import type { AdminState } from "./state.ts";
 import type { TcpBatchChecker, TcpDone } from "./tcp_batch.ts";
 import type { Target } from "./tcp.ts";
@@ -77,6 +77,8 @@ interface Entry {
   last?: LastResult;
   /** When the next probe is due (same clock as `now`); undefined when none is armed. */
   dueAt?: number;
+  /** The next probe's time without jitter: on the server's phase, see {@link nextProbeAt}. */
+  anchor: number;
   rampTimer?: ReturnType<typeof setTimeout>;
   abort?: AbortController;
   /** Bumped when probing restarts or stops; a probe of an older generation is ignored. */
@@ -88,7 +90,6 @@ interface Entry {
   /** The batched TCP probe this entry's reusable callback is serving, if any. */
   tcpBusy: boolean;
   tcpGen: number;
-  tcpDue: number;
   tcpT0: number;
   tcpDone?: TcpDone;
 }
@@ -106,10 +107,10 @@ const MAX_PERIOD = 20;
  * Probes start at most this many times the mean probe rate (a token bucket refilled
  * at this pace), so a backlog after a stall drains without a burst.
  */
-const PACE = 1.5;
+const PACE = 1.3;
 /**
  * The bucket holds this many ms of the mean rate (at least 8 probes): what a tick may
- * start at once. Any 100 ms then starts at most (30 + 1.5 × 100) / 100 = 1.8 times
+ * start at once. Any 100 ms then starts at most (30 + 1.3 × 100) / 100 = 1.6 times
  * the mean, and a tick every {@link MAX_PERIOD} ms has room for what fell due.
  */
 const BURST = 30;
@@ -149,10 +150,14 @@ class HealthChecker implements HealthSubsystem {
     fastinter: 0,
     downinter: 0,
     jitter: 0,
-    dueAt: 0,
+    anchor: 0,
     now: 0,
-    random: 0,
   };
+  /** Scratch arguments of {@link jittered}. */
+  #jitter = { delay: 0, jitter: 0, random: 0 };
+  /** Start of the phase sequence of servers (a random draw) and how many were placed. */
+  #seed: number;
+  #placed = 0;
   #onProbe?: (pool: string, address: string, dueAt: number) => void;
   #entries = new Map<string, Entry>();
   #pools = new Map<string, PoolModel>();
@@ -185,6 +190,7 @@ class HealthChecker implements HealthSubsystem {
     this.#deps = deps;
     this.#now = options.now ?? Date.now;
     this.#random = options.random ?? Math.random;
+    this.#seed = this.#random();
     if (options.prober) {
       this.#prober = options.prober;
       this.#closeProber = () => {};
@@ -484,9 +490,9 @@ class HealthChecker implements HealthSubsystem {
       reason: none ? "no check" : machine.reason,
       since: now,
       gen: 0,
+      anchor: 0,
       tcpBusy: false,
       tcpGen: 0,
-      tcpDue: 0,
       tcpT0: 0,
     };
     this.#entries.set(serverKey(e.pool, e.address), e);
@@ -507,7 +513,9 @@ class HealthChecker implements HealthSubsystem {
   #startProbing(e: Entry): void {
     if (!this.#running || e.check.type === "none") return;
     const now = this.#now();
-    this.#arm(e, firstProbeAt(now, { interval: e.check.interval, random: this.#random() }));
+    const phase = spreadPhase(this.#seed, this.#placed++);
+    e.anchor = firstProbeAt(now, { interval: e.check.interval, phase });
+    this.#arm(e, e.anchor);
   }
 
   /** Puts the entry's next probe on the wheel. */
@@ -610,7 +618,7 @@ class HealthChecker implements HealthSubsystem {
     const bucket = this.#bucketCache ??= this.#bucket();
     // A token bucket: refilled at PACE times the mean rate for the time that passed,
     // holding BURST ms of it, so even after a stall or a late timer no 100 ms starts
-    // more than 1.8 times the mean.
+    // more than 1.6 times the mean.
     this.#credit = Math.min(bucket, this.#credit + Math.max(1, this.#pace * elapsed));
     const budget = Math.floor(this.#credit);
     let started = 0;
@@ -656,16 +664,15 @@ class HealthChecker implements HealthSubsystem {
     e.abort = undefined;
     if (e.tcpBusy) {
       // A probe of an older generation is still out: this one gets its own callback.
-      tcp.start(target, e.check, (outcome) => this.#complete(e, gen, dueAt, t0, outcome));
+      tcp.start(target, e.check, (outcome) => this.#complete(e, gen, t0, outcome));
       return;
     }
     e.tcpBusy = true;
     e.tcpGen = gen;
-    e.tcpDue = dueAt;
     e.tcpT0 = t0;
     e.tcpDone ??= (outcome) => {
       e.tcpBusy = false;
-      this.#complete(e, e.tcpGen, e.tcpDue, e.tcpT0, outcome);
+      this.#complete(e, e.tcpGen, e.tcpT0, outcome);
     };
     tcp.start(target, e.check, e.tcpDone);
   }
@@ -687,11 +694,11 @@ class HealthChecker implements HealthSubsystem {
     } catch (error) {
       outcome = { ok: false, reason: `check crashed: ${(error as Error)?.message ?? error}` };
     }
-    this.#complete(e, gen, dueAt, t0, outcome);
+    this.#complete(e, gen, t0, outcome);
   }
 
   /** Takes a probe's outcome: counters, rise/fall, publish on change, next probe. */
-  #complete(e: Entry, gen: number, dueAt: number, t0: number, outcome: CheckOutcome): void {
+  #complete(e: Entry, gen: number, t0: number, outcome: CheckOutcome): void {
     if (gen !== e.gen || !this.#running) return;
     e.abort = undefined;
     const duration = performance.now() - t0;
@@ -750,10 +757,14 @@ class HealthChecker implements HealthSubsystem {
     t.fastinter = e.check.fastinter;
     t.downinter = e.check.downinter;
     t.jitter = e.check.jitter;
-    t.dueAt = dueAt;
+    t.anchor = e.anchor;
     t.now = now;
-    t.random = this.#random();
-    this.#arm(e, nextProbeAt(e.machine, t));
+    e.anchor = nextProbeAt(e.machine, t);
+    const j = this.#jitter;
+    j.delay = baseDelay(e.machine, t);
+    j.jitter = t.jitter;
+    j.random = this.#random();
+    this.#arm(e, jittered(e.anchor, j));
   }
 
   /** Re-publishes the weight in steps while slow start ramps it. */

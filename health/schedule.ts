@@ -1,9 +1,14 @@
 /**
- * When to probe a server next. Pure: the time and the random draw are arguments.
+ * When to probe a server next. Pure: the time and the random draws are arguments.
  *
- * The first probe of each server lands uniformly inside its first interval so that
- * 1,000 servers configured together are not probed in one burst; every later delay
- * is spread by ±`jitter` (a fraction) so the phases never line up again.
+ * Each server has an anchor, its probe times without jitter: the first lies at the
+ * server's phase of the interval, phases taken from a golden-ratio sequence with a
+ * random start, so any number of servers lie evenly around the interval (not in the
+ * random clumps of independent draws), and on one grid counted from time 0, so
+ * servers added later fit between them. Each later anchor is the last plus the state's
+ * delay. A probe runs within ±`jitter`/2 of the delay around its anchor, so each delay
+ * between two probes is spread by ±`jitter` (a fraction), and the jitter never
+ * accumulates into phases that drift together.
  * @module
  */
 import { type HealthState, isTransitioning } from "./machine.ts";
@@ -25,31 +30,56 @@ export function baseDelay(state: HealthState, timing: Timing): number {
   return state.health === "down" ? timing.downinter : timing.interval;
 }
 
-/** Spreads `delay` by ±`jitter`·delay; `random` is a draw in [0, 1). */
-export function jittered(delay: number, jitter: number, random: number): number {
-  return delay * (1 + jitter * (2 * random - 1));
-}
+/** Golden-ratio step: every new phase falls into the widest gap left between the others. */
+const GOLDEN = 0.6180339887498949;
 
-/** When the first probe of a newly added server should run: uniform in one interval. */
-export function firstProbeAt(now: number, options: { interval: number; random: number }): number {
-  return now + options.interval * options.random;
+/**
+ * The phase (0–1) of the `index`-th server added, from `seed` (a random draw in [0, 1)):
+ * a Weyl sequence, so the first n phases split the circle into gaps of at most three
+ * sizes, for every n.
+ */
+export function spreadPhase(seed: number, index: number): number {
+  const x = seed + index * GOLDEN;
+  return x - Math.floor(x);
 }
 
 /**
- * When the next probe should run. It is counted from when the last probe was due, not
- * from when it actually started, so a slow check or a busy event loop does not shift
- * the server's phase. A probe that ended after its next due time skips the rounds it
- * missed and keeps its phase: when the process falls behind it checks less often, but
- * probes that ran late together are not bunched into a burst.
+ * The anchor of a new server's first probe: the first time from `now` on that lies at
+ * `phase` (0–1) of the interval, counted from time 0 (within one interval from `now`).
+ */
+export function firstProbeAt(now: number, options: { interval: number; phase: number }): number {
+  const { interval } = options;
+  const ahead = (options.phase * interval - (now % interval)) % interval;
+  return now + (ahead < 0 ? ahead + interval : ahead);
+}
+
+/**
+ * The anchor of the next probe: the last `anchor` plus the state's delay. It is counted
+ * from the anchor, not from when the probe ran, so a slow check or a busy event loop
+ * does not shift the server's phase. A probe that ended after its next anchor skips the
+ * rounds it missed and keeps its phase: when the process falls behind it checks less
+ * often, but probes that ran late together are not bunched into a burst.
  */
 export function nextProbeAt(
   state: HealthState,
-  options: Timing & { dueAt: number; now: number; random: number },
+  options: Timing & { anchor: number; now: number },
 ): number {
   const base = baseDelay(state, options);
-  const next = options.dueAt + jittered(base, options.jitter, options.random);
+  const next = options.anchor + base;
   if (next >= options.now) return next;
   return next + Math.ceil((options.now - next) / base) * base;
+}
+
+/**
+ * When a probe anchored at `anchor` runs: spread by ±`jitter`/2 of `delay` around it
+ * (`random` is a draw in [0, 1)), so two probes in a row are `delay` ± `jitter`·`delay`
+ * apart.
+ */
+export function jittered(
+  anchor: number,
+  options: { delay: number; jitter: number; random: number },
+): number {
+  return anchor + options.delay * options.jitter * (options.random - 0.5);
 }
 
 /**

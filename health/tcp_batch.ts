@@ -1,7 +1,9 @@
 /**
  * A TCP checker for thousands of servers: nonblocking connects through libc, all
  * pending connects polled together on one short timer, each connection ended with an
- * RST (HAProxy's checks do the same) so no TIME_WAIT piles up. A socket whose connect
+ * RST (HAProxy's checks do the same) so no TIME_WAIT piles up. Sockets hold back the
+ * handshake's last ACK ({@link delayAckNow}), so the RST comes first and the server
+ * never accepts a check's connection (no accept, no wake-up, nothing in its logs). A socket whose connect
  * succeeded is disconnected with `connect(AF_UNSPEC)` (which sends the RST) and kept,
  * one per target, for that target's next check: a check then costs a connect, a share
  * of a poll and a disconnect. Sockets are closed when a target is
