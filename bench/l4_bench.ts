@@ -37,6 +37,17 @@ async function serveMode(configPath: string): Promise<void> {
   Deno.exit(0);
 }
 
+/**
+ * The flags the product runs with (deno.json's `run` task), plus what serve mode needs
+ * besides: reading the temp config and the process-wide signal handler.
+ */
+async function productFlags(): Promise<string[]> {
+  const deno = JSON.parse(await Deno.readTextFile(new URL("../deno.json", import.meta.url)));
+  const command: string = deno.tasks.run.command ?? deno.tasks.run;
+  const words = command.split(/\s+/);
+  return words.slice(words.indexOf("run") + 1, words.indexOf("main.ts"));
+}
+
 async function output(cmd: string[], timeoutMs: number): Promise<string> {
   const child = new Deno.Command(cmd[0], { args: cmd.slice(1), stdout: "piped", stderr: "piped" })
     .spawn();
@@ -148,7 +159,7 @@ ${BACKENDS.map((p, i) => `  server s${i} 127.0.0.1:${p}`).join("\n")}\n`,
       "1",
       Deno.execPath(),
       "run",
-      "-A",
+      ...await productFlags(),
       new URL(import.meta.url).pathname,
       "--serve",
       `${dir}/fulcrum.json`,

@@ -38,6 +38,21 @@ const SYMBOLS = {
   getpid: { parameters: [], result: "i32" },
   setpriority: { parameters: ["i32", "u32", "i32"], result: "i32" },
   pollNow: { name: "poll", parameters: ["buffer", "u64", "i32"], result: "i32" },
+  pipe2: { parameters: ["buffer", "i32"], result: "i32" },
+  splice: {
+    parameters: ["i32", "pointer", "i32", "pointer", "usize", "u32"],
+    result: "isize",
+  },
+  fcntl: { parameters: ["i32", "i32", "i32"], result: "i32" },
+  shutdown: { parameters: ["i32", "i32"], result: "i32" },
+  write: { parameters: ["i32", "buffer", "usize"], result: "isize" },
+  read: { parameters: ["i32", "buffer", "usize"], result: "isize" },
+  pollWait: {
+    name: "poll",
+    parameters: ["buffer", "u64", "i32"],
+    result: "i32",
+    nonblocking: true,
+  },
 } as const satisfies Deno.ForeignLibraryInterface;
 
 type Libc = Deno.DynamicLibrary<typeof SYMBOLS>["symbols"];
@@ -359,4 +374,79 @@ export function setThreadNice(nice: number): void {
     libc().setpriority(0, 0, nice),
     "raising priority needs root or CAP_SYS_NICE",
   );
+}
+
+// ---------------------------------------------------------------- splice(2) between sockets
+// (the userspace TCP proxy's bulk path: bytes move socket → pipe → socket in the kernel)
+
+/** `splice()` flags. */
+export const SPLICE_F_MOVE = 1;
+export const SPLICE_F_NONBLOCK = 2;
+export const SPLICE_F_MORE = 4;
+/** `pipe2()` flags. */
+export const O_NONBLOCK = 0o4000;
+export const O_CLOEXEC = 0o2000000;
+/** `fcntl()` command that sets a pipe's capacity in bytes. */
+export const F_SETPIPE_SZ = 1031;
+/** `shutdown()` directions. */
+export const SHUT_WR = 1;
+export const SHUT_RDWR = 2;
+/** `poll()` input event bit. */
+export const POLLIN = 1;
+/** `poll()` bit for a closed or invalid descriptor. */
+export const POLLNVAL = 32;
+
+const pipeFds = new Uint8Array(8);
+const pipeView = new DataView(pipeFds.buffer);
+
+/** Opens a pipe with `flags`: `[readEnd, writeEnd]`, or `-errno` as the first element. */
+export function pipeNow(flags: number): [number, number] {
+  if (libc().pipe2(pipeFds, flags) < 0) return [-lastErrno(), -1];
+  return [pipeView.getInt32(0, true), pipeView.getInt32(4, true)];
+}
+
+/**
+ * Moves up to `len` bytes from `fdIn` to `fdOut` (one of them a pipe) without copying
+ * them to user space. Returns the bytes moved, 0 at end of input, or `-errno`.
+ */
+export function spliceNow(fdIn: number, fdOut: number, len: number, flags: number): number {
+  const n = Number(libc().splice(fdIn, null, fdOut, null, BigInt(len), flags));
+  return n < 0 ? -lastErrno() : n;
+}
+
+/** `fcntl(fd, cmd, arg)`: its result, or `-errno`. */
+export function fcntlNow(fd: number, cmd: number, arg: number): number {
+  const n = libc().fcntl(fd, cmd, arg);
+  return n < 0 ? -lastErrno() : n;
+}
+
+/** Shuts down one or both directions of a socket: 0, or `-errno`. */
+export function shutdownNow(fd: number, how: number): number {
+  return libc().shutdown(fd, how) < 0 ? -lastErrno() : 0;
+}
+
+/** Writes bytes to a descriptor without waiting: the count written, or `-errno`. */
+export function writeNow(fd: number, data: Uint8Array<ArrayBuffer>): number {
+  const n = Number(libc().write(fd, data, BigInt(data.byteLength)));
+  return n < 0 ? -lastErrno() : n;
+}
+
+/** Reads into `buf` from a descriptor without waiting: the count read, or `-errno`. */
+export function readNow(fd: number, buf: Uint8Array<ArrayBuffer>): number {
+  const n = Number(libc().read(fd, buf, BigInt(buf.byteLength)));
+  return n < 0 ? -lastErrno() : n;
+}
+
+/**
+ * Waits on a worker thread until one of the `struct pollfd`s in `pollfds` has an
+ * event or `timeoutMs` passes; revents are filled in. Resolves to the count with
+ * events (negative on failure). The buffer must stay untouched until it resolves.
+ */
+export function pollWait(pollfds: Uint8Array<ArrayBuffer>, timeoutMs: number): Promise<number> {
+  return libc().pollWait(pollfds, BigInt(pollfds.byteLength >> 3), timeoutMs);
+}
+
+/** Sets `SO_LINGER` 0 so the next close of the last descriptor sends an RST. */
+export function lingerZeroNow(fd: number): void {
+  libc().setsockopt(fd, SOL_SOCKET, SO_LINGER, LINGER_ZERO, LINGER_ZERO.byteLength);
 }

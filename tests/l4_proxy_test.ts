@@ -1,6 +1,7 @@
 /**
  * The userspace L4 plane carrying real bulk traffic on loopback: 100 MiB each way at
- * once through one connection, compared by SHA-256 at both ends; and a burst of short
+ * once through one connection (a bulk flow: the kernel splices it), compared by SHA-256
+ * at both ends; and a burst of short
  * connections that must leave nothing behind.
  */
 import assert from "node:assert/strict";
@@ -11,6 +12,7 @@ import { buildModel } from "../config/model.ts";
 import { ServerStates } from "../health/state.ts";
 import { createLogger } from "../log.ts";
 import { createUserspacePlane } from "../l4/proxy/mod.ts";
+import { spliceSlots } from "../sys/splice.ts";
 
 const TOTAL = 100 * 1024 * 1024;
 const CHUNK = 64 * 1024;
@@ -106,6 +108,7 @@ Deno.test("100 MiB each way at once arrive intact (SHA-256) through the userspac
     serverSide = Promise.all([sendAll(s, 2), receiveAll(s)]).then(([sent, got]) => ({ sent, got }));
   });
   const backendPort = await listen(backend);
+  const opened = spliceSlots.opened;
   try {
     await withPlane(backendPort, async (port, plane) => {
       const client = net.connect({ port, host: "127.0.0.1", allowHalfOpen: true });
@@ -125,6 +128,8 @@ Deno.test("100 MiB each way at once arrive intact (SHA-256) through the userspac
       assert.equal(view.stats.inBytes, TOTAL);
       assert.equal(view.stats.outBytes, TOTAL);
       assert.equal(plane.table.size, 0);
+      assert.equal(spliceSlots.opened, opened + 1, "the bulk flow moved to kernel splicing");
+      assert.equal(spliceSlots.active, 0, "and its splice pair is gone");
     });
   } finally {
     await new Promise<void>((r) => backend.close(() => r()));

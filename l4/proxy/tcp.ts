@@ -9,6 +9,8 @@ import type { ServiceRuntime } from "../service.ts";
 import { admit } from "../defense.ts";
 import type { Closer, PlaneContext } from "./context.ts";
 import { plainAddress, proxyV1, proxyV2 } from "./proxy_protocol.ts";
+import { spliceAvailable, type SpliceEnd, SplicePair, spliceSlots } from "../../sys/splice.ts";
+import { close as closeFd } from "../../sys/libc.ts";
 
 /** Opens the TCP listener of a service on its VIP (the listen address in userspace). */
 export function listenTcp(svc: ServiceRuntime, ctx: PlaneContext): Promise<net.Server> {
@@ -34,6 +36,62 @@ export function listenTcp(svc: ServiceRuntime, ctx: PlaneContext): Promise<net.S
       resolve(server);
     });
   });
+}
+
+/** Connections whose bytes the kernel splices (for status and tests). */
+const splicedConns = new WeakSet<object>();
+
+/** True when the kernel splices this connection's bytes (not the JS streams). */
+export function isSpliced(conn: object): boolean {
+  return splicedConns.has(conn);
+}
+
+/** The kernel descriptor of a connected node:net socket (a dup the caller owns), or -1. */
+function fdOf(socket: net.Socket): number {
+  // deno-lint-ignore no-explicit-any
+  const handle = (socket as any)._handle;
+  if (!handle || typeof handle.fdForIpc !== "function") return -1;
+  try {
+    return handle.fdForIpc();
+  } catch {
+    return -1;
+  }
+}
+
+/**
+ * When a TCP connection moves from the JS streams to kernel splicing: once `after`
+ * bytes arrived in reads of at least `largeRead` bytes (a read that large means the
+ * socket had that much queued: a bulk flow, not a request/response exchange, which
+ * stays on the JS path where it is cheaper). `enabled: false` keeps every connection
+ * on the JS path.
+ */
+export const spliceAuto = { enabled: true, after: 256 * 1024, largeRead: 16 * 1024 };
+
+/** Stops a socket's reads at the handle (no read op after this); false when it cannot. */
+function stopReading(socket: net.Socket): boolean {
+  // deno-lint-ignore no-explicit-any
+  const s = socket as any;
+  const handle = s._handle;
+  if (!handle || typeof handle.readStop !== "function" || socket.destroyed) return false;
+  handle.reading = false;
+  handle.readStop();
+  // The stream asks its handle for more when its buffer runs low; now it must not.
+  s._read = () => {};
+  return true;
+}
+
+/** Undoes {@link stopReading} on both sockets and pipes them again. */
+function resumeReading(client: net.Socket, server: net.Socket): void {
+  for (const socket of [client, server]) {
+    // deno-lint-ignore no-explicit-any
+    delete (socket as any)._read;
+  }
+  client.pipe(server);
+  server.pipe(client);
+  for (const socket of [client, server]) {
+    // deno-lint-ignore no-explicit-any
+    (socket as any)._read(65536);
+  }
 }
 
 function reset(socket: net.Socket): void {
@@ -109,6 +167,11 @@ export function handleTcpClient(svc: ServiceRuntime, client: net.Socket, ctx: Pl
   const closer: Closer = {
     flush,
     close(hard) {
+      if (pair && !pair.over) {
+        pair.close(hard);
+        finish();
+        return;
+      }
       if (hard) {
         reset(client);
         reset(server);
@@ -145,20 +208,104 @@ export function handleTcpClient(svc: ServiceRuntime, client: net.Socket, ctx: Pl
       server.write(mode === "v1" ? proxyV1(addresses) : proxyV2(addresses));
     }
     // Counted in closure variables on the hot path, folded into the stats and the
-    // table's timers once per sweep (flush) and at the end.
+    // table's timers once per sweep (flush) and at the end. Large reads add up to
+    // the bulk count that moves the connection to kernel splicing.
     client.on("data", (chunk: Uint8Array) => {
       inBytes += chunk.length;
       inPkts++;
       if (conn.embryonic) ctx.table.touch(conn, ctx.now());
+      if (chunk.length >= spliceAuto.largeRead && (bulk += chunk.length) >= spliceAuto.after) {
+        toSplice();
+      }
     });
     server.on("data", (chunk: Uint8Array) => {
       outBytes += chunk.length;
       outPkts++;
       if (conn.embryonic) ctx.table.touch(conn, ctx.now());
+      if (chunk.length >= spliceAuto.largeRead && (bulk += chunk.length) >= spliceAuto.after) {
+        toSplice();
+      }
     });
     client.pipe(server);
     server.pipe(client);
   });
+  let pair: SplicePair | undefined;
+  let bulk = 0;
+  let switching = false;
+  // Moves a connection that turned out to be bulk from the JS streams to the kernel
+  // (HAProxy's splice-auto): reading stops on both sockets at once (libuv semantics:
+  // no read after readStop), what JS already read is written out, and once both
+  // write queues are empty the pair takes over from the next unread byte.
+  const toSplice = () => {
+    if (switching || done || !spliceAuto.enabled || !spliceAvailable()) return;
+    if (spliceSlots.active >= spliceSlots.max) {
+      // At the cap: stay on the JS path, ask again after as many bulk bytes.
+      spliceSlots.refused++;
+      bulk = 0;
+      return;
+    }
+    if (!stopReading(client) || !stopReading(server)) return;
+    switching = true;
+    const settled = () => {
+      if (done || client.destroyed || server.destroyed) return;
+      if (
+        client.readableLength > 0 || server.readableLength > 0 ||
+        client.writableLength > 0 || server.writableLength > 0
+      ) {
+        setTimeout(settled, 1);
+        return;
+      }
+      client.unpipe(server);
+      server.unpipe(client);
+      if (!startSplice()) resumeReading(client, server);
+    };
+    // Not before this 'data' event has reached the pipe that writes its chunk on.
+    setTimeout(settled, 0);
+  };
+  const startSplice = (): boolean => {
+    const a = fdOf(client);
+    const b = a < 0 ? -1 : fdOf(server);
+    if (b < 0) {
+      if (a >= 0) closeFd(a);
+      return false;
+    }
+    pair = SplicePair.open({ a, b }, {
+      onBytes(from, bytes, chunks) {
+        if (from === 0) {
+          inBytes += bytes;
+          inPkts += chunks;
+        } else {
+          outBytes += bytes;
+          outPkts += chunks;
+        }
+        if (conn.embryonic) ctx.table.touch(conn, ctx.now());
+      },
+      onEnd: halfClosed,
+      onDone(end: SpliceEnd) {
+        if (end.failed !== undefined) {
+          // A reset from one side: count it once, pass the reset on.
+          if (!done) svc.drop(end.failed === 0 ? "client_error" : "server_error", dest);
+          const other = end.failed === 0 ? server : client;
+          reset(other);
+          (end.failed === 0 ? client : server).destroy();
+        } else if (end.reset) {
+          reset(client);
+          reset(server);
+        } else {
+          client.destroy();
+          server.destroy();
+        }
+        finish();
+      },
+    });
+    if (!pair) {
+      closeFd(a);
+      closeFd(b);
+      return false;
+    }
+    splicedConns.add(conn);
+    return true;
+  };
   const halfClosed = () => {
     if (conn.state !== "FIN_WAIT") ctx.table.setState(conn, "FIN_WAIT", ctx.now());
   };
@@ -182,6 +329,7 @@ export function handleTcpClient(svc: ServiceRuntime, client: net.Socket, ctx: Pl
     if (++closedSides >= 2) finish();
   };
   client.on("close", (hadError: boolean) => {
+    if (pair) return;
     if (!connected) {
       // The client left before the server answered.
       if (!done) svc.drop("client_error", dest);
@@ -191,5 +339,7 @@ export function handleTcpClient(svc: ServiceRuntime, client: net.Socket, ctx: Pl
     }
     sideClosed(hadError, server);
   });
-  server.on("close", (hadError: boolean) => sideClosed(hadError, client));
+  server.on("close", (hadError: boolean) => {
+    if (!pair) sideClosed(hadError, client);
+  });
 }
