@@ -5,7 +5,12 @@
  * ratios printed. Then the scheduler cost: ns per pick of each of the 14 schedulers
  * at 10 and 1,000 servers.
  *
- * Run: `npx -y deno@2.9.6 run -A bench/l4_bench.ts [--duration 5] [--rounds 2]`.
+ * Fulcrum runs with the product's flags (deno.json's `run` task). A second HAProxy with
+ * `option splice-auto` (kernel splicing, as Fulcrum does for bulk flows) is measured
+ * alongside as a reference; the goal's peer is the default `mode tcp` one.
+ *
+ * Run: `npx -y deno@2.9.6 run -A bench/l4_bench.ts [--duration 5] [--rounds 2]
+ * [--bulk-runs 2]`.
  * Needs nginx, haproxy, wrk, curl and taskset. Everything runs in a temp dir on
  * 127.0.0.1 ports 19xxx and is killed at the end. Not part of the test suite.
  * @module
@@ -19,7 +24,10 @@ import { createScheduler, Dest } from "../l4/sched/mod.ts";
 import { spawn, waitPort } from "./_process.ts";
 
 const BACKENDS = [19101, 19102];
-const PORTS = { haproxy: 19082, fulcrum: 19083 };
+const PORTS = { haproxy: 19082, fulcrum: 19083, "haproxy+splice": 19084 };
+/** The goal's peer, Fulcrum, and HAProxy with `option splice-auto` as a reference. */
+const WHO = ["haproxy", "fulcrum", "haproxy+splice"] as const;
+type Who = typeof WHO[number];
 const arg = (name: string, fallback: number) =>
   Deno.args.includes(name) ? Number(Deno.args[Deno.args.indexOf(name) + 1]) : fallback;
 
@@ -102,6 +110,7 @@ function fmt(n: number, digits = 0): string {
 async function proxies(): Promise<void> {
   const seconds = arg("--duration", 5);
   const rounds = arg("--rounds", 2);
+  const bulkRuns = arg("--bulk-runs", 2);
   const dir = await Deno.makeTempDir({ prefix: "fulcrum-l4-bench-" });
   const children: Deno.ChildProcess[] = [];
   try {
@@ -118,22 +127,25 @@ http { access_log off; sendfile on; keepalive_requests 100000;
   uwsgi_temp_path ${dir}; scgi_temp_path ${dir};
   server { ${BACKENDS.map((p) => `listen 127.0.0.1:${p};`).join(" ")} root ${dir}; } }\n`,
     );
-    await Deno.writeTextFile(
-      `${dir}/haproxy.cfg`,
+    const haproxyConfig = (port: number, splice: boolean) =>
       `global
   nbthread 1
   maxconn 4000
 defaults
   mode tcp
-  timeout connect 3s
+${splice ? "  option splice-auto\n" : ""}  timeout connect 3s
   timeout client 60s
   timeout server 60s
 frontend f
-  bind 127.0.0.1:${PORTS.haproxy}
+  bind 127.0.0.1:${port}
   default_backend b
 backend b
   balance leastconn
-${BACKENDS.map((p, i) => `  server s${i} 127.0.0.1:${p}`).join("\n")}\n`,
+${BACKENDS.map((p, i) => `  server s${i} 127.0.0.1:${p}`).join("\n")}\n`;
+    await Deno.writeTextFile(`${dir}/haproxy.cfg`, haproxyConfig(PORTS.haproxy, false));
+    await Deno.writeTextFile(
+      `${dir}/haproxy-splice.cfg`,
+      haproxyConfig(PORTS["haproxy+splice"], true),
     );
     await Deno.writeTextFile(
       `${dir}/fulcrum.json`,
@@ -153,6 +165,15 @@ ${BACKENDS.map((p, i) => `  server s${i} 127.0.0.1:${p}`).join("\n")}\n`,
     children.push(spawn(["nginx", "-c", `${dir}/nginx.conf`]));
     const haproxy = spawn(["taskset", "-c", "1", "haproxy", "-f", `${dir}/haproxy.cfg`]);
     children.push(haproxy);
+    const haproxySplice = spawn([
+      "taskset",
+      "-c",
+      "1",
+      "haproxy",
+      "-f",
+      `${dir}/haproxy-splice.cfg`,
+    ]);
+    children.push(haproxySplice);
     const fulcrum = spawn([
       "taskset",
       "-c",
@@ -165,49 +186,73 @@ ${BACKENDS.map((p, i) => `  server s${i} 127.0.0.1:${p}`).join("\n")}\n`,
       `${dir}/fulcrum.json`,
     ]);
     children.push(fulcrum);
-    const pids = { haproxy: haproxy.pid, fulcrum: fulcrum.pid };
-    for (const p of [...BACKENDS, PORTS.haproxy, PORTS.fulcrum]) await waitPort(p);
-    const rps = { haproxy: [] as number[], fulcrum: [] as number[] };
-    const mbs = { haproxy: [] as number[], fulcrum: [] as number[] };
+    const pids: Record<Who, number> = {
+      haproxy: haproxy.pid,
+      fulcrum: fulcrum.pid,
+      "haproxy+splice": haproxySplice.pid,
+    };
+    for (const p of [...BACKENDS, ...Object.values(PORTS)]) await waitPort(p);
+    const series = () =>
+      ({ haproxy: [], fulcrum: [], "haproxy+splice": [] }) as Record<
+        Who,
+        number[]
+      >;
+    const rps = series();
+    const mbs = series();
     // CPU microseconds the proxy spent per request, and per MB of bulk: unlike the
     // rates, these hardly move when other work shares the machine.
-    const usPerReq = { haproxy: [] as number[], fulcrum: [] as number[] };
-    const msPerMB = { haproxy: [] as number[], fulcrum: [] as number[] };
+    const usPerReq = series();
+    const msPerMB = series();
     for (let r = 0; r < rounds; r++) {
-      for (const who of r % 2 ? ["haproxy", "fulcrum"] as const : ["fulcrum", "haproxy"] as const) {
+      // Interleaved, the order rotating each round, so drift on the shared machine
+      // falls on every proxy alike.
+      const order = WHO.map((_, i) => WHO[(i + r) % WHO.length]);
+      for (const who of order) {
         let cpu = cpuSeconds(pids[who]);
         const rate = await wrk(PORTS[who], seconds);
         rps[who].push(rate);
         usPerReq[who].push(((cpuSeconds(pids[who]) - cpu) * 1e6) / (rate * seconds));
-        cpu = cpuSeconds(pids[who]);
-        mbs[who].push(await bulk(PORTS[who]));
-        msPerMB[who].push(((cpuSeconds(pids[who]) - cpu) * 1e3) / ((1 << 30) / 1e6));
+        for (let k = 0; k < bulkRuns; k++) {
+          cpu = cpuSeconds(pids[who]);
+          mbs[who].push(await bulk(PORTS[who]));
+          msPerMB[who].push(((cpuSeconds(pids[who]) - cpu) * 1e3) / ((1 << 30) / 1e6));
+        }
       }
     }
     const best = (xs: number[]) => Math.max(...xs);
     const least = (xs: number[]) => Math.min(...xs);
-    console.log(`# userspace L4 vs HAProxy mode tcp (nbthread 1), both on CPU 1, clients on CPU 0`);
+    const median = (xs: number[]) => {
+      const sorted = [...xs].sort((a, b) => a - b);
+      const mid = sorted.length >> 1;
+      return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
+    };
+    console.log(`# userspace L4 vs HAProxy mode tcp (nbthread 1), all on CPU 1, clients on CPU 0`);
     console.log(
-      `# ${rounds} interleaved rounds, best of each; wrk -t1 -c50 -d${seconds}s, 1 KiB body`,
+      `# ${rounds} interleaved rounds (best and median); wrk -t1 -c50 -d${seconds}s on a ` +
+        `1 KiB body; ${bulkRuns} curl fetches of 1 GiB per round`,
     );
-    console.log(`proxy      req/s      1GiB MB/s   CPU µs/req   CPU ms/MB`);
-    for (const who of ["haproxy", "fulcrum"] as const) {
+    console.log(
+      `proxy            req/s best   median   1GiB MB/s best   median   CPU µs/req   CPU ms/MB`,
+    );
+    for (const who of WHO) {
       console.log(
-        `${who.padEnd(10)} ${fmt(best(rps[who])).padStart(9)}  ${fmt(best(mbs[who])).padStart(9)}` +
-          `  ${fmt(least(usPerReq[who]), 1).padStart(11)}  ${
-            fmt(least(msPerMB[who]), 2).padStart(10)
-          }`,
+        `${who.padEnd(16)} ${fmt(best(rps[who])).padStart(10)} ${
+          fmt(median(rps[who])).padStart(8)
+        }  ${fmt(best(mbs[who])).padStart(14)} ${fmt(median(mbs[who])).padStart(8)}  ${
+          fmt(least(usPerReq[who]), 1).padStart(11)
+        }  ${fmt(least(msPerMB[who]), 2).padStart(10)}`,
       );
     }
-    console.log(
-      `ratio fulcrum/haproxy: req/s ${fmt(best(rps.fulcrum) / best(rps.haproxy), 2)}×, ` +
-        `bulk ${fmt(best(mbs.fulcrum) / best(mbs.haproxy), 2)}× (goal ≥ 0.90×)`,
-    );
-    console.log(
-      `CPU efficiency haproxy/fulcrum: per request ${
-        fmt(least(usPerReq.haproxy) / least(usPerReq.fulcrum), 2)
-      }×, per MB ${fmt(least(msPerMB.haproxy) / least(msPerMB.fulcrum), 2)}× (1.00× = as lean)`,
-    );
+    const ratios = (peer: Who) =>
+      `req/s ${fmt(best(rps.fulcrum) / best(rps[peer]), 2)}× (median ${
+        fmt(median(rps.fulcrum) / median(rps[peer]), 2)
+      }×), bulk ${fmt(best(mbs.fulcrum) / best(mbs[peer]), 2)}× (median ${
+        fmt(median(mbs.fulcrum) / median(mbs[peer]), 2)
+      }×); CPU haproxy/fulcrum per request ${
+        fmt(least(usPerReq[peer]) / least(usPerReq.fulcrum), 2)
+      }×, per MB ${fmt(least(msPerMB[peer]) / least(msPerMB.fulcrum), 2)}×`;
+    console.log(`ratio fulcrum/haproxy: ${ratios("haproxy")} (goal ≥ 0.90× on the best)`);
+    console.log(`ratio fulcrum/haproxy+splice (reference): ${ratios("haproxy+splice")}`);
     console.log(`# load average after the run: ${Deno.loadavg().map((x) => fmt(x, 2)).join(" ")}`);
   } finally {
     for (const c of children) {

@@ -175,7 +175,7 @@ Deno.test("spliced: an idle connection expires and a disabled server's is reset"
   });
 });
 
-Deno.test("at the splice cap a bulk connection stays on the JS path, bytes intact", async () => {
+Deno.test("at the splice cap a bulk connection goes back to the JS path, bytes intact", async () => {
   const backend = net.createServer({ allowHalfOpen: true }, (s) => s.pipe(s));
   const saved = spliceSlots.max;
   const opened = spliceSlots.opened;
@@ -191,7 +191,9 @@ Deno.test("at the splice cap a bulk connection stays on the JS path, bytes intac
       client.destroy();
       await waitFor("an empty table", () => plane.table.size === 0);
       assert.equal(spliceSlots.opened, opened, "nothing spliced");
-      assert.ok(spliceSlots.refused > refused, "the refusal is counted");
+      // Each refusal stops reading, drains, resumes the JS path and asks again later:
+      // the bytes above stayed intact through all of them.
+      assert.ok(spliceSlots.refused >= refused + 2, "refused, resumed and asked again");
     });
   } finally {
     spliceSlots.max = saved;

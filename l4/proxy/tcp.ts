@@ -1,7 +1,10 @@
 /**
  * The userspace TCP path: accept, defend, place with the scheduler, connect with a
  * timeout, optionally send a PROXY header, then `pipe` both ways (backpressure and
- * half-close from node:net streams, the fastest path measured here).
+ * half-close from node:net streams, the fastest path measured here for request/response
+ * traffic). A connection that turns out to be bulk moves to kernel splice(2)
+ * (sys/splice.ts, see {@link spliceAuto}); stats, timeouts, half-close, resets and the
+ * nodest policy work the same on both paths.
  * @module
  */
 import net from "node:net";
@@ -9,7 +12,7 @@ import type { ServiceRuntime } from "../service.ts";
 import { admit } from "../defense.ts";
 import type { Closer, PlaneContext } from "./context.ts";
 import { plainAddress, proxyV1, proxyV2 } from "./proxy_protocol.ts";
-import { spliceAvailable, type SpliceEnd, SplicePair, spliceSlots } from "../../sys/splice.ts";
+import { spliceAvailable, type SpliceEnd, SplicePair } from "../../sys/splice.ts";
 import { close as closeFd } from "../../sys/libc.ts";
 
 /** Opens the TCP listener of a service on its VIP (the listen address in userspace). */
@@ -67,17 +70,22 @@ function fdOf(socket: net.Socket): number {
  */
 export const spliceAuto = { enabled: true, after: 256 * 1024, largeRead: 16 * 1024 };
 
-/** Stops a socket's reads at the handle (no read op after this); false when it cannot. */
-function stopReading(socket: net.Socket): boolean {
+/** True when a socket's reads can be stopped at its handle. */
+function canStopReading(socket: net.Socket): boolean {
+  // deno-lint-ignore no-explicit-any
+  const handle = (socket as any)._handle;
+  return !socket.destroyed && !!handle && typeof handle.readStop === "function";
+}
+
+/** Stops a socket's reads at the handle: libuv semantics, no read after this. */
+function stopReading(socket: net.Socket): void {
   // deno-lint-ignore no-explicit-any
   const s = socket as any;
   const handle = s._handle;
-  if (!handle || typeof handle.readStop !== "function" || socket.destroyed) return false;
   handle.reading = false;
   handle.readStop();
   // The stream asks its handle for more when its buffer runs low; now it must not.
   s._read = () => {};
-  return true;
 }
 
 /** Undoes {@link stopReading} on both sockets and pipes them again. */
@@ -214,7 +222,7 @@ export function handleTcpClient(svc: ServiceRuntime, client: net.Socket, ctx: Pl
       inBytes += chunk.length;
       inPkts++;
       if (conn.embryonic) ctx.table.touch(conn, ctx.now());
-      if (chunk.length >= spliceAuto.largeRead && (bulk += chunk.length) >= spliceAuto.after) {
+      if (chunk.length >= spliceAuto.largeRead && (bulk += chunk.length) >= bulkAfter) {
         toSplice();
       }
     });
@@ -222,7 +230,7 @@ export function handleTcpClient(svc: ServiceRuntime, client: net.Socket, ctx: Pl
       outBytes += chunk.length;
       outPkts++;
       if (conn.embryonic) ctx.table.touch(conn, ctx.now());
-      if (chunk.length >= spliceAuto.largeRead && (bulk += chunk.length) >= spliceAuto.after) {
+      if (chunk.length >= spliceAuto.largeRead && (bulk += chunk.length) >= bulkAfter) {
         toSplice();
       }
     });
@@ -231,6 +239,7 @@ export function handleTcpClient(svc: ServiceRuntime, client: net.Socket, ctx: Pl
   });
   let pair: SplicePair | undefined;
   let bulk = 0;
+  let bulkAfter = spliceAuto.after;
   let switching = false;
   // Moves a connection that turned out to be bulk from the JS streams to the kernel
   // (HAProxy's splice-auto): reading stops on both sockets at once (libuv semantics:
@@ -238,26 +247,31 @@ export function handleTcpClient(svc: ServiceRuntime, client: net.Socket, ctx: Pl
   // write queues are empty the pair takes over from the next unread byte.
   const toSplice = () => {
     if (switching || done || !spliceAuto.enabled || !spliceAvailable()) return;
-    if (spliceSlots.active >= spliceSlots.max) {
-      // At the cap: stay on the JS path, ask again after as many bulk bytes.
-      spliceSlots.refused++;
-      bulk = 0;
-      return;
-    }
-    if (!stopReading(client) || !stopReading(server)) return;
+    if (!canStopReading(client) || !canStopReading(server)) return;
+    stopReading(client);
+    stopReading(server);
     switching = true;
+    let delay = 0;
     const settled = () => {
       if (done || client.destroyed || server.destroyed) return;
       if (
         client.readableLength > 0 || server.readableLength > 0 ||
         client.writableLength > 0 || server.writableLength > 0
       ) {
-        setTimeout(settled, 1);
+        // A receiver slower than its sender holds the queue: look again less often.
+        delay = Math.min(50, delay * 2 + 1);
+        setTimeout(settled, delay);
         return;
       }
       client.unpipe(server);
       server.unpipe(client);
-      if (!startSplice()) resumeReading(client, server);
+      if (startSplice()) return;
+      // No pair (the cap is reached, no descriptors left): back to the JS path; ask
+      // again after twice as many bulk bytes.
+      resumeReading(client, server);
+      switching = false;
+      bulk = 0;
+      bulkAfter *= 2;
     };
     // Not before this 'data' event has reached the pipe that writes its chunk on.
     setTimeout(settled, 0);
