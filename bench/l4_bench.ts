@@ -9,7 +9,7 @@
  * `option splice-auto` (kernel splicing, as Fulcrum does for bulk flows) is measured
  * alongside as a reference; the goal's peer is the default `mode tcp` one.
  *
- * Run: `npx -y deno@2.9.6 run -A bench/l4_bench.ts [--duration 5] [--rounds 2]
+ * Run: `npx -y deno@2.9.6 run -A bench/l4_bench.ts [--duration 5] [--rounds 3]
  * [--bulk-runs 2]`.
  * Needs nginx, haproxy, wrk, curl and taskset. Everything runs in a temp dir on
  * 127.0.0.1 ports 19xxx and is killed at the end. Not part of the test suite.
@@ -109,7 +109,7 @@ function fmt(n: number, digits = 0): string {
 
 async function proxies(): Promise<void> {
   const seconds = arg("--duration", 5);
-  const rounds = arg("--rounds", 2);
+  const rounds = arg("--rounds", 3);
   const bulkRuns = arg("--bulk-runs", 2);
   const dir = await Deno.makeTempDir({ prefix: "fulcrum-l4-bench-" });
   const children: Deno.ChildProcess[] = [];

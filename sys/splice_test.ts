@@ -71,7 +71,12 @@ function closedWith(socket: net.Socket): Promise<string> {
   });
 }
 
+function openFds(): number {
+  return [...Deno.readDirSync("/proc/self/fd")].length;
+}
+
 Deno.test("a splice pair carries bytes both ways and passes each half-close on", async () => {
+  const before = openFds();
   const j = await joined();
   try {
     const atBackend = collect(j.backend);
@@ -89,6 +94,10 @@ Deno.test("a splice pair carries bytes both ways and passes each half-close on",
   } finally {
     await j.close();
   }
+  // The pair's dups, pipes and wake pipe are closed with it: nothing leaks.
+  const deadline = Date.now() + 2000;
+  while (openFds() > before && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+  assert.equal(openFds(), before);
 });
 
 Deno.test("a reset on one side of a splice pair resets the other", async () => {
