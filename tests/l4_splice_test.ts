@@ -211,3 +211,24 @@ Deno.test("without --allow-ffi the plane carries bulk flows on the JS path", asy
   assert.equal(out.code, 0, new TextDecoder().decode(out.stderr));
   assert.deepEqual(JSON.parse(text), { intact: true, spliced: 0, available: false });
 });
+
+Deno.test("spliced: the PROXY v1 header still comes first, then every byte in order", async () => {
+  let atServer: Promise<string> | undefined;
+  const backend = net.createServer({ allowHalfOpen: true }, (s) => {
+    atServer = collect(s);
+    atServer.then(() => s.end());
+  });
+  const opened = spliceSlots.opened;
+  await withPlane(backend, { proxy_protocol: "v1" }, async (port) => {
+    const client = await connect(port);
+    const done = collect(client);
+    client.write("before the splice, ");
+    await waitFor("the splice", () => spliceSlots.opened === opened + 1);
+    client.end("after it");
+    await done;
+    const text = await atServer!;
+    assert.match(text, /^PROXY TCP4 127\.0\.0\.1 127\.0\.0\.1 \d+ \d+\r\n/);
+    assert.equal(text.slice(text.indexOf("\r\n") + 2), "before the splice, after it");
+    client.destroy();
+  });
+});
