@@ -37,11 +37,30 @@ export function mountServiceRoutes(app: Hono<AdminEnv>, handle: ServicesHandle):
   });
 }
 
-/** Prometheus text for the services, their real servers and the drops. */
+/** Kernel splice use of the userspace plane (bulk flows moved off the JS path). */
+export interface SpliceCounts {
+  /** Connections spliced now. */
+  active: number;
+  /** Connections moved to splice since start. */
+  opened: number;
+  /** Bulk connections kept on the JS path because the cap was reached. */
+  refused: number;
+}
+
+/** What {@link servicesMetrics} adds beside the service views. */
+export interface ServicesMetricsOptions {
+  /** Drops by reason, per service and per real server. */
+  drops?: DropCounts;
+  /** Splice counters, when the userspace plane runs. */
+  splice?: SpliceCounts;
+}
+
+/** Prometheus text for the services, their real servers, the drops and splice use. */
 export function servicesMetrics(
   views: readonly ServiceView[],
-  drops: DropCounts = { services: {} },
+  options: ServicesMetricsOptions = {},
 ): string {
+  const drops = options.drops ?? { services: {} };
   const svc = (f: (v: ServiceView) => number): Sample[] =>
     views.map((v) => ({ labels: { service: v.name }, value: f(v) }));
   const dest = (f: (d: ServiceView["dests"][number]) => number): Sample[] =>
@@ -132,5 +151,22 @@ export function servicesMetrics(
     help: "Connections to each real server refused or closed by the plane, by reason",
     samples: serverDrops,
   }));
+  const splice = options.splice;
+  if (splice) {
+    out.push(
+      family("fulcrum_l4_splice_active", "gauge", {
+        help: "Bulk TCP connections the userspace plane moves by kernel splice now",
+        samples: [{ labels: {}, value: splice.active }],
+      }),
+      family("fulcrum_l4_splice_opened_total", "counter", {
+        help: "TCP connections moved to kernel splice once they turned out bulk",
+        samples: [{ labels: {}, value: splice.opened }],
+      }),
+      family("fulcrum_l4_splice_refused_total", "counter", {
+        help: "Bulk TCP connections kept on the JS path because the splice cap was reached",
+        samples: [{ labels: {}, value: splice.refused }],
+      }),
+    );
+  }
   return out.join("");
 }

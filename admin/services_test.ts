@@ -45,9 +45,14 @@ Deno.test("a failing data plane answers 503 with a JSON error that says where to
 
 Deno.test("metrics carry per-service and per-server counters and drops by reason", () => {
   const text = servicesMetrics([view], {
-    services: { web: { per_source: 4 } },
-    servers: { web: { "127.0.0.1:8101": { connect_error: 2 } } },
+    drops: {
+      services: { web: { per_source: 4 } },
+      servers: { web: { "127.0.0.1:8101": { connect_error: 2 } } },
+    },
+    splice: { active: 1, opened: 5, refused: 2 },
   });
+  assert.match(text, /^fulcrum_l4_splice_opened_total 5$/m);
+  assert.match(text, /^fulcrum_l4_splice_refused_total 2$/m);
   assert.match(text, /^fulcrum_l4_connections_total\{service="web"\} 7$/m);
   assert.match(
     text,

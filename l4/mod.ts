@@ -18,7 +18,7 @@ import type { AdminEnv, Subsystem, SubsystemDeps, SubsystemStatus } from "../sub
 import type { Dataplane, ServiceView } from "./dataplane.ts";
 import type { DropCounts } from "./defense.ts";
 import { createUserspacePlane } from "./proxy/mod.ts";
-import { mountServiceRoutes, servicesMetrics } from "../admin/services.ts";
+import { mountServiceRoutes, servicesMetrics, type SpliceCounts } from "../admin/services.ts";
 
 export { createScheduler } from "./sched/mod.ts";
 export type { PickContext, SchedDest, Scheduler } from "./sched/mod.ts";
@@ -175,8 +175,10 @@ export function createL4(deps: SubsystemDeps, options: L4Options = {}): L4Subsys
     metrics(): string {
       const result = services();
       const views = result instanceof Promise ? lastViews : result;
-      const p = plane as (Dataplane & { drops?: () => DropCounts }) | undefined;
-      return servicesMetrics(views, p?.drops?.() ?? { services: {} });
+      const p = plane as
+        | (Dataplane & { drops?: () => DropCounts; splice?: () => SpliceCounts })
+        | undefined;
+      return servicesMetrics(views, { drops: p?.drops?.(), splice: p?.splice?.() });
     },
   };
 }

@@ -119,6 +119,10 @@ Deno.test("the admin route lists the userspace services and metrics name them", 
     assert.equal(body[0].vip, `127.0.0.1:${port}`);
     assert.equal(body[0].dests[0].address, "127.0.0.1:1");
     assert.match(l4.metrics!(), /fulcrum_l4_server_weight\{service="svc",server="127.0.0.1:1"\} 1/);
+    assert.match(l4.metrics!(), /^fulcrum_l4_splice_active 0$/m);
+    const splice = l4.status().splice as { max: number; available: boolean };
+    assert.equal(splice.max > 0, true);
+    assert.equal(typeof splice.available, "boolean");
     const next = model("userspace", port, 5);
     await l4.apply(next, diff(m, next));
     assert.match(l4.metrics!(), /fulcrum_l4_server_weight\{service="svc",server="127.0.0.1:1"\} 5/);

@@ -23,6 +23,7 @@ import { ESTIMATOR_INTERVAL } from "../stats.ts";
 import { CHECK_EXPIRE_INTERVAL } from "../sched/locality.ts";
 import type { Closer, PlaneContext } from "./context.ts";
 import { listenTcp } from "./tcp.ts";
+import { spliceAvailable, spliceSlots } from "../../sys/splice.ts";
 import { listenUdp } from "./udp.ts";
 
 /** How often the GC, persistence and embryonic sweeps run. */
@@ -47,6 +48,8 @@ export interface UserspacePlane extends Dataplane {
   services(): ServiceView[];
   /** Drops by reason per service, and per service and real server. */
   drops(): DropCounts;
+  /** Kernel splice use of bulk TCP flows (process-wide). */
+  splice(): { active: number; opened: number; refused: number; max: number; available: boolean };
 }
 
 function defenseOf(model: Model): DefenseSettings {
@@ -277,11 +280,15 @@ export function createUserspacePlane(
       }
       return { services, servers };
     },
+    splice() {
+      return { ...spliceSlots, available: spliceAvailable() };
+    },
     status() {
       return {
         services: runtimes.size,
         listening: [...listeners.keys()],
         connections: table.size,
+        splice: this.splice(),
       };
     },
   };
