@@ -30,6 +30,12 @@ const PORTS = { nginx: 18081, haproxy: 18082, fulcrum: 18083, plain: 18084, alt:
  * Another checkout of Fulcrum to measure in the same run (`--alt DIR`, e.g. a git
  * worktree of the previous commit): an A/B comparison on a noisy host.
  */
+/** V8 flags of the `--alt` process (`--alt-v8 FLAGS`; default: those of Fulcrum). */
+const ALT_V8 = Deno.args.includes("--alt-v8")
+  ? Deno.args[Deno.args.indexOf("--alt-v8") + 1]
+  : Deno.args.includes("--v8")
+  ? Deno.args[Deno.args.indexOf("--v8") + 1]
+  : FULCRUM_V8_FLAGS;
 const ALT = Deno.args.includes("--alt") ? Deno.args[Deno.args.indexOf("--alt") + 1] : undefined;
 /** Extra `deno run` flags for the Fulcrum process (`--fulcrum-flags "--cpu-prof"`). */
 const EXTRA_ARG = Deno.args.includes("--fulcrum-flags")
@@ -294,7 +300,7 @@ backend be
       Deno.execPath(),
       "run",
       "-A",
-      ...(V8_FLAGS ? [`--v8-flags=${V8_FLAGS}`] : []),
+      ...(ALT_V8 ? [`--v8-flags=${ALT_V8}`] : []),
       `${ALT}/bench/l7_speed.ts`,
       "--serve",
       `${dir}/alt.json`,

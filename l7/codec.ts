@@ -331,26 +331,65 @@ export type Framing =
 /** Either a framing or an error status with its reason. */
 export type FramingResult = Framing | { readonly kind: "error"; readonly reason: string };
 
+const NONE: Framing = { kind: "none" };
+const CHUNKED: Framing = { kind: "chunked" };
+const CLOSE: Framing = { kind: "close" };
+
+/**
+ * The value of one Content-Length list (`12`, `12, 12`): the number when every
+ * element is 1 to 15 digits, -1 when one is not, -2 when two differ. `seen` is the
+ * value of earlier Content-Length fields (-3 for none).
+ */
+function contentLength(value: string, seen: number): number {
+  let result = seen;
+  let i = 0;
+  const n = value.length;
+  while (true) {
+    while (i < n && (value.charCodeAt(i) === 32 || value.charCodeAt(i) === 9)) i++;
+    let digits = 0;
+    let v = 0;
+    while (i < n) {
+      const c = value.charCodeAt(i);
+      if (c < 48 || c > 57) break;
+      v = v * 10 + (c - 48);
+      digits++;
+      i++;
+    }
+    while (i < n && (value.charCodeAt(i) === 32 || value.charCodeAt(i) === 9)) i++;
+    if (digits === 0 || digits > 15 || (i < n && value.charCodeAt(i) !== 44)) return -1;
+    if (result === -3) result = v;
+    else if (result >= 0 && result !== v) result = -2;
+    if (i >= n) return result;
+    i++; // the comma
+  }
+}
+
 function framingOf(
   head: Head,
   options: { request: boolean },
 ): FramingResult {
   let te: string | undefined;
-  const lengths: string[] = [];
+  let length = -3;
   const headers = head.headers;
   for (let i = 0; i < headers.length; i++) {
-    const value = headers[i][1];
     const n = nameAt(head, i);
-    if (n === "transfer-encoding") te = te === undefined ? value : `${te}, ${value}`;
-    else if (n === "content-length") lengths.push(...value.split(",").map((v) => v.trim()));
+    if (n === "transfer-encoding") {
+      const value = headers[i][1];
+      te = te === undefined ? value : `${te}, ${value}`;
+    } else if (n === "content-length") {
+      const v = contentLength(headers[i][1], length);
+      // an invalid value wins over differing ones, as the element checks come first
+      length = v === -1 || length === -1 ? -1 : v;
+    }
   }
   if (te !== undefined) {
-    if (lengths.length) {
+    if (length !== -3) {
       return { kind: "error", reason: "both Content-Length and Transfer-Encoding are present" };
     }
     if (head.version === "HTTP/1.0" && options.request) {
       return { kind: "error", reason: "Transfer-Encoding in an HTTP/1.0 request" };
     }
+    if (te.length === 7 && te.toLowerCase() === "chunked") return CHUNKED;
     const codings = te.split(",").map((c) => c.trim().toLowerCase());
     if (codings.some((c) => !isToken(c))) {
       return { kind: "error", reason: "malformed Transfer-Encoding" };
@@ -360,21 +399,16 @@ function framingOf(
     ) {
       return options.request
         ? { kind: "error", reason: "Transfer-Encoding must end with chunked, once" }
-        : { kind: "close" };
+        : CLOSE;
     }
-    return { kind: "chunked" };
+    return CHUNKED;
   }
-  if (lengths.length) {
-    if (!lengths.every((v) => /^\d{1,15}$/.test(v))) {
-      return { kind: "error", reason: "invalid Content-Length" };
-    }
-    const first = Number(lengths[0]);
-    if (lengths.some((v) => Number(v) !== first)) {
-      return { kind: "error", reason: "differing Content-Length values" };
-    }
-    return first === 0 ? { kind: "none" } : { kind: "length", length: first };
+  if (length !== -3) {
+    if (length === -1) return { kind: "error", reason: "invalid Content-Length" };
+    if (length === -2) return { kind: "error", reason: "differing Content-Length values" };
+    return length === 0 ? NONE : { kind: "length", length };
   }
-  return options.request ? { kind: "none" } : { kind: "close" };
+  return options.request ? NONE : CLOSE;
 }
 
 /** The body framing of a request, or why it must be rejected with 400. */
@@ -385,7 +419,7 @@ export function requestFraming(head: Head): FramingResult {
 /** The body framing of a response to a request with `method`, or why it is bad (502). */
 export function responseFraming(head: Head, method: string): FramingResult {
   const s = head.status;
-  if (method === "HEAD" || (s >= 100 && s < 200) || s === 204 || s === 304) return { kind: "none" };
+  if (method === "HEAD" || (s >= 100 && s < 200) || s === 204 || s === 304) return NONE;
   return framingOf(head, { request: false });
 }
 

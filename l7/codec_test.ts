@@ -88,6 +88,10 @@ const badFraming: [string, string][] = [
   ["TE not ending in chunked", "Transfer-Encoding: chunked, gzip"],
   ["TE chunked twice", "Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked"],
   ["TE xchunked", "Transfer-Encoding: xchunked"],
+  ["CL list with an empty element", "Content-Length: 5,"],
+  ["CL with a letter", "Content-Length: 5x"],
+  ["CL list differing, then invalid", "Content-Length: 5, 6\r\nContent-Length: x"],
+  ["empty CL", "Content-Length: "],
 ];
 for (const [name, headers] of badFraming) {
   Deno.test(`request framing rejected: ${name}`, () => {
@@ -106,6 +110,15 @@ Deno.test("request framing: equal duplicate CL, chunked, none", () => {
     { kind: "chunked" },
   );
   assert.deepEqual(requestFraming(head("GET / HTTP/1.1\r\n\r\n")), { kind: "none" });
+  assert.deepEqual(
+    requestFraming(
+      head("POST / HTTP/1.1\r\nContent-Length: 0012 ,\t12\r\nContent-Length: 12\r\n\r\n"),
+    ),
+    { kind: "length", length: 12 },
+  );
+  assert.deepEqual(requestFraming(head("POST / HTTP/1.1\r\nContent-Length: 0\r\n\r\n")), {
+    kind: "none",
+  });
   const h10 = head("POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n");
   assert.equal(requestFraming(h10).kind, "error");
 });

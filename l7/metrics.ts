@@ -24,18 +24,38 @@ export interface RequestRecord {
 export class L7Metrics {
   #requests = new Map<string, number>();
   #latency = new Map<string, Histogram>();
+  /** The same histograms by listener, then pool. */
+  #histograms = new Map<string, Map<string, Histogram>>();
+  /** Keys of `#requests` by listener, rule, pool, server, then status class. */
+  #keys = new Map<string, Map<string, Map<string, Map<string, string[]>>>>();
   #rejects = new Map<string, number>();
   #inflight = new Map<string, number>();
   #connections = new Map<string, number>();
 
   /** Counts a finished request. */
   request(r: RequestRecord): void {
-    const cls = `${Math.floor(r.status / 100)}xx`;
-    const key = [r.listener, r.rule, r.pool, r.server, cls].join("\u0000");
+    const cls = Math.floor(r.status / 100);
+    // the key strings are looked up, not built, per request (no garbage on the hot path)
+    let byRule = this.#keys.get(r.listener);
+    if (!byRule) this.#keys.set(r.listener, byRule = new Map());
+    let byPool = byRule.get(r.rule);
+    if (!byPool) byRule.set(r.rule, byPool = new Map());
+    let byServer = byPool.get(r.pool);
+    if (!byServer) byPool.set(r.pool, byServer = new Map());
+    let keys = byServer.get(r.server);
+    if (!keys) byServer.set(r.server, keys = []);
+    let key = keys[cls];
+    if (key === undefined) {
+      key = keys[cls] = [r.listener, r.rule, r.pool, r.server, `${cls}xx`].join("\u0000");
+    }
     this.#requests.set(key, (this.#requests.get(key) ?? 0) + 1);
-    const hkey = `${r.listener}\u0000${r.pool}`;
-    let h = this.#latency.get(hkey);
-    if (!h) this.#latency.set(hkey, h = new Histogram());
+    let hists = this.#histograms.get(r.listener);
+    if (!hists) this.#histograms.set(r.listener, hists = new Map());
+    let h = hists.get(r.pool);
+    if (!h) {
+      hists.set(r.pool, h = new Histogram());
+      this.#latency.set(`${r.listener}\u0000${r.pool}`, h);
+    }
     h.observe(r.seconds);
   }
 

@@ -222,16 +222,21 @@ export function errorResponse(
   );
 }
 
+const NO_TOKENS: readonly string[] = [];
+
 /** Tokens of every Connection header, lowercased. */
-function connectionTokens(head: Head): string[] {
-  const out: string[] = [];
+function connectionTokens(head: Head): readonly string[] {
+  let out: string[] | undefined;
   const headers = head.headers;
   for (let i = 0; i < headers.length; i++) {
     if (nameAt(head, i) === "connection") {
-      for (const t of headers[i][1].split(",")) out.push(t.trim().toLowerCase());
+      out ??= [];
+      const value = headers[i][1];
+      if (value.indexOf(",") < 0) out.push(value.trim().toLowerCase());
+      else for (const t of value.split(",")) out.push(t.trim().toLowerCase());
     }
   }
-  return out;
+  return out ?? NO_TOKENS;
 }
 
 function formatForwardedFor(ip: string): string {
@@ -510,7 +515,7 @@ export class ProxyListener {
     const upgrade = tokens.includes("upgrade") ? headerValue(head, "upgrade") : undefined;
     // built now: the head's bytes are a view of the client's read buffer, which the
     // chunked precheck may refill
-    const outHead = this.#requestHead(c, head, upgrade);
+    const outHead = this.#requestHead(c, head, { upgrade, listed: tokens });
     if (framing.kind === "chunked") {
       const expect = headerValue(head, "expect")?.toLowerCase() === "100-continue";
       const why = await this.#precheckChunked(c, expect);
@@ -607,10 +612,14 @@ export class ProxyListener {
     }
   }
 
-  /** Builds the request head sent to a server. */
-  #requestHead(c: Client, head: Head, upgrade: string | undefined): Uint8Array {
+  /** Builds the request head sent to a server; `listed`: its Connection tokens. */
+  #requestHead(
+    c: Client,
+    head: Head,
+    o: { upgrade: string | undefined; listed: readonly string[] },
+  ): Uint8Array {
     const cfg = this.state.config;
-    const listed = connectionTokens(head);
+    const { upgrade, listed } = o;
     const target = head.target.startsWith("/") || head.target === "*" ? head.target : (() => {
       const t = parseTarget(head.target);
       return t ? t.path + (t.query ? `?${t.query}` : "") : "/";
@@ -663,8 +672,14 @@ export class ProxyListener {
   }
 
   /** Builds the response head sent to the client (in `into` when given and it fits). */
-  #responseHead(head: Head, close: boolean, upgrade: boolean, into?: Uint8Array): Uint8Array {
-    const listed = connectionTokens(head);
+  #responseHead(
+    head: Head,
+    close: boolean,
+    upgrade: boolean,
+    o: { into?: Uint8Array; listed?: readonly string[] } = {},
+  ): Uint8Array {
+    const listed = o.listed ?? connectionTokens(head);
+    const into = o.into;
     let via: string | undefined;
     const keep = KEEP;
     for (let i = 0; i < head.headers.length; i++) {
@@ -897,10 +912,14 @@ export class ProxyListener {
         await this.#answer(c, 502, `server ${server.address} sent ${framing.reason}`, true);
         return false;
       }
-      const serverKeep = resp.version === "HTTP/1.1" && !connectionTokens(resp).includes("close") &&
+      const listed = connectionTokens(resp);
+      const serverKeep = resp.version === "HTTP/1.1" && !listed.includes("close") &&
         framing.kind !== "close";
       const clientKeep = o.clientKeep && framing.kind !== "close" && !this.#draining;
-      const respHead = this.#responseHead(resp, !clientKeep, false, RESPONSE_SCRATCH);
+      const respHead = this.#responseHead(resp, !clientKeep, false, {
+        into: RESPONSE_SCRATCH,
+        listed,
+      });
       // Relay the response body, head and the first bytes in one write.
       let ok = true;
       try {
