@@ -9,6 +9,8 @@
  * mean per 100 ms.
  *
  * Run: `deno run -A bench/health_bench.ts [--servers 10000] [--window 20] [--warmup 5]`.
+ * The measured child runs with the product's V8 flags (deno.json's `run` task);
+ * `--cpu-prof DIR` has it write a V8 CPU profile into DIR.
  * Not part of the test suite. Needs haproxy; keepalived is tried and reported.
  *
  * keepalived's checker needs `ip_vs`. Where the kernel lacks it, `--vm` runs this bench
@@ -48,6 +50,8 @@ interface BenchOptions {
   warmup: number;
   /** Inside the IPVS VM: keepalived must run, and the report says so. */
   inVm: boolean;
+  /** `--cpu-prof DIR`: the Fulcrum child writes a V8 CPU profile there. */
+  cpuProf?: string;
 }
 
 function parseArgs(args: string[]): BenchOptions & { child: boolean; vm: boolean } {
@@ -62,6 +66,7 @@ function parseArgs(args: string[]): BenchOptions & { child: boolean; vm: boolean
     window: get("window", 20),
     warmup: get("warmup", 5),
     inVm,
+    cpuProf: args.includes("--cpu-prof") ? args[args.indexOf("--cpu-prof") + 1] : undefined,
     child: args.includes("--child"),
     vm,
   };
@@ -95,6 +100,13 @@ function machineTicks(): { busy: number; total: number } {
     .map(Number);
   const total = cpu.reduce((a, b) => a + b, 0);
   return { busy: total - cpu[3] - (cpu[4] ?? 0), total };
+}
+
+/** The `--v8-flags=…` the product ships with (deno.json's `run` task), for the child. */
+function productV8Flags(): string[] {
+  const json = JSON.parse(Deno.readTextFileSync(new URL("../deno.json", import.meta.url)));
+  const m = /--v8-flags=\S+/.exec(json.tasks.run.command ?? json.tasks.run);
+  return m ? [m[0]] : [];
 }
 
 function sleep(ms: number): Promise<void> {
@@ -407,6 +419,8 @@ async function main(options: BenchOptions): Promise<void> {
     const run = [
       Deno.execPath(),
       "run",
+      ...productV8Flags(),
+      ...(options.cpuProf ? ["--cpu-prof", `--cpu-prof-dir=${options.cpuProf}`] : []),
       "-A",
       new URL(import.meta.url).pathname,
       "--child",
