@@ -32,6 +32,8 @@ export interface Head {
   readonly raw?: Uint8Array;
   /** Byte offsets in `raw` of each header line, `[start, end)` pairs without CRLF. */
   readonly spans?: readonly number[];
+  /** Byte offsets in `raw` of each header value (trimmed), `[start, end)` pairs. */
+  readonly values?: readonly number[];
   /** Bytes the head took, including the blank line. */
   readonly length: number;
 }
@@ -116,22 +118,256 @@ function isToken(text: string): boolean {
   return true;
 }
 
-function badValueChar(text: string): boolean {
-  for (let i = 0; i < text.length; i++) {
-    const c = text.charCodeAt(i);
-    if ((c < 0x20 && c !== 9) || c === 0x7f) return true;
+/** Bytes `[a, b)` of `buf` as a latin1 string. */
+function latin1Range(buf: Uint8Array, a: number, b: number): string {
+  if (b - a > 1024) return decodeRange(buf, a, b);
+  return String.fromCharCode.apply(null, buf.subarray(a, b) as unknown as number[]);
+}
+
+/** Interned strings for the header names and methods most messages carry. */
+const COMMON_NAMES = [
+  "host",
+  "content-length",
+  "transfer-encoding",
+  "connection",
+  "upgrade",
+  "expect",
+  "te",
+  "keep-alive",
+  "proxy-connection",
+  "proxy-authorization",
+  "proxy-authenticate",
+  "via",
+  "forwarded",
+  "x-forwarded-for",
+  "x-forwarded-proto",
+  "x-forwarded-host",
+  "content-type",
+  "content-encoding",
+  "date",
+  "server",
+  "user-agent",
+  "accept",
+  "accept-encoding",
+  "accept-language",
+  "accept-ranges",
+  "authorization",
+  "cookie",
+  "set-cookie",
+  "cache-control",
+  "pragma",
+  "etag",
+  "last-modified",
+  "if-modified-since",
+  "if-none-match",
+  "range",
+  "referer",
+  "origin",
+  "location",
+  "vary",
+  "age",
+  "expires",
+  "x-cache",
+  "x-served-by",
+  "x-request-id",
+];
+const COMMON_METHODS = ["GET", "POST", "HEAD", "PUT", "DELETE", "OPTIONS", "PATCH", "TRACE"];
+
+function byLength(words: string[]): string[][] {
+  const out: string[][] = [];
+  for (const w of words) (out[w.length] ??= []).push(w);
+  return out;
+}
+const NAMES_BY_LENGTH = byLength(COMMON_NAMES);
+const METHODS_BY_LENGTH = byLength(COMMON_METHODS);
+
+/** The lowercase name in bytes `[a, b)`: an interned string for common names. */
+function lowerName(buf: Uint8Array, a: number, b: number): string {
+  const list = NAMES_BY_LENGTH[b - a];
+  if (list !== undefined) {
+    next: for (let w = 0; w < list.length; w++) {
+      const name = list[w];
+      for (let k = 0; k < name.length; k++) {
+        let c = buf[a + k];
+        if (c >= 65 && c <= 90) c += 32;
+        if (c !== name.charCodeAt(k)) continue next;
+      }
+      return name;
+    }
+  }
+  return latin1Range(buf, a, b).toLowerCase();
+}
+
+/** The method in bytes `[a, b)`: an interned string for common methods. */
+function methodName(buf: Uint8Array, a: number, b: number): string {
+  const list = METHODS_BY_LENGTH[b - a];
+  if (list !== undefined) {
+    next: for (let w = 0; w < list.length; w++) {
+      const name = list[w];
+      for (let k = 0; k < name.length; k++) if (buf[a + k] !== name.charCodeAt(k)) continue next;
+      return name;
+    }
+  }
+  return latin1Range(buf, a, b);
+}
+
+/** True when `buf[0, end)` has a CR not followed by LF or an LF not after a CR. */
+function bareCrLf(buf: Uint8Array, end: number): boolean {
+  for (let i = 0; i < end; i++) {
+    const c = buf[i];
+    if (c === CR) {
+      if (buf[i + 1] !== LF) return true;
+      i++;
+    } else if (c === LF) {
+      return true;
+    }
   }
   return false;
 }
 
-/** Splits the head's lines, rejecting bare CR or LF; returns undefined on such bytes. */
-function lines(buf: Uint8Array, end: number): string[] | undefined {
-  const out = decodeRange(buf, 0, end).split("\r\n");
-  for (let i = 0; i < out.length; i++) {
-    const line = out[i];
-    if (line.indexOf("\n") >= 0 || line.indexOf("\r") >= 0) return undefined;
+/** The index of the next CR at or after `from` (the head has one before its end). */
+function nextCr(buf: Uint8Array, from: number): number {
+  let i = from;
+  while (buf[i] !== CR) i++;
+  return i;
+}
+
+/**
+ * A parsed head whose header names are lowercased as parsed (common ones interned)
+ * and whose values stay bytes until asked for: `headers` builds the name/value pairs
+ * on first use, {@link valueAt} reads one value.
+ */
+class ParsedHead implements Head {
+  readonly method: string;
+  readonly target: string;
+  readonly status: number;
+  readonly reason: string;
+  readonly version: string;
+  readonly names: string[];
+  readonly raw: Uint8Array;
+  readonly spans: number[];
+  readonly values: number[];
+  readonly length: number;
+  #headers: [string, string][] | undefined;
+
+  constructor(
+    line: { method: string; target: string; status: number; reason: string; version: string },
+    fields: { names: string[]; spans: number[]; values: number[]; raw: Uint8Array },
+  ) {
+    this.method = line.method;
+    this.target = line.target;
+    this.status = line.status;
+    this.reason = line.reason;
+    this.version = line.version;
+    this.names = fields.names;
+    this.spans = fields.spans;
+    this.values = fields.values;
+    this.raw = fields.raw;
+    this.length = fields.raw.length;
   }
-  return out;
+
+  get headers(): readonly (readonly [string, string])[] {
+    if (this.#headers === undefined) {
+      const out: [string, string][] = [];
+      const { raw, spans, values } = this;
+      for (let i = 0; i < this.names.length; i++) {
+        let colon = spans[2 * i];
+        while (raw[colon] !== 0x3a) colon++;
+        out.push([
+          latin1Range(raw, spans[2 * i], colon),
+          latin1Range(raw, values[2 * i], values[2 * i + 1]),
+        ]);
+      }
+      this.#headers = out;
+    }
+    return this.#headers;
+  }
+}
+
+/** Header fields parsed from bytes, or why they are bad. */
+type Fields =
+  | { names: string[]; spans: number[]; values: number[]; raw: Uint8Array }
+  | { status: number; reason: string };
+
+/** Parses the header lines of `buf[from, end)` (the head without its status line). */
+function parseFields(buf: Uint8Array, from: number, end: number, limits: HeadLimits): Fields {
+  const names: string[] = [];
+  const spans: number[] = [];
+  const values: number[] = [];
+  let i = from;
+  while (i < end) {
+    const eol = nextCr(buf, i);
+    if (eol === i) break; // the blank line
+    spans.push(i, eol);
+    const first = buf[i];
+    if (first === 32 || first === 9) {
+      return { status: 400, reason: "obsolete line folding in headers is not accepted" };
+    }
+    let colon = i;
+    while (colon < eol && buf[colon] !== 0x3a) colon++;
+    if (colon === eol || colon === i) return { status: 400, reason: "malformed header line" };
+    for (let k = i; k < colon; k++) {
+      if (!TCHAR[buf[k]]) {
+        const name = latin1Range(buf, i, colon);
+        return { status: 400, reason: `invalid header name ${JSON.stringify(name)}` };
+      }
+    }
+    let a = colon + 1;
+    let b = eol;
+    while (a < b && (buf[a] === 32 || buf[a] === 9)) a++;
+    while (b > a && (buf[b - 1] === 32 || buf[b - 1] === 9)) b--;
+    for (let k = a; k < b; k++) {
+      const c = buf[k];
+      if ((c < 0x20 && c !== 9) || c === 0x7f) {
+        return {
+          status: 400,
+          reason: `invalid character in header ${latin1Range(buf, i, colon)}`,
+        };
+      }
+    }
+    values.push(a, b);
+    names.push(lowerName(buf, i, colon));
+    if (names.length > limits.maxHeaders) {
+      return { status: 431, reason: `more than ${limits.maxHeaders} header fields` };
+    }
+    i = eol + 2;
+  }
+  return { names, spans, values, raw: buf.subarray(0, end) };
+}
+
+/** The number of header fields of a head. */
+export function headerCount(head: Head): number {
+  return head.names?.length ?? head.headers.length;
+}
+
+/** The value of header `i` (materialized from the head's bytes when it has them). */
+export function valueAt(head: Head, i: number): string {
+  const values = head.values;
+  const raw = head.raw;
+  if (values !== undefined && raw !== undefined) {
+    return latin1Range(raw, values[2 * i], values[2 * i + 1]);
+  }
+  return head.headers[i][1];
+}
+
+/**
+ * A head that no longer depends on the buffer it was parsed from (its bytes copied,
+ * its fields materialized): for a head still needed after its buffer is refilled.
+ */
+export function detachHead(head: Head): Head {
+  return {
+    method: head.method,
+    target: head.target,
+    status: head.status,
+    reason: head.reason,
+    version: head.version,
+    headers: head.headers,
+    names: head.names,
+    raw: head.raw?.slice(),
+    spans: head.spans,
+    values: head.values,
+    length: head.length,
+  };
 }
 
 /** The lowercase name of header `i`. */
@@ -139,41 +375,15 @@ export function nameAt(head: Head, i: number): string {
   return head.names?.[i] ?? head.headers[i][0].toLowerCase();
 }
 
-function parseFields(
-  list: string[],
-  limits: HeadLimits,
-  out: { names: string[]; spans: number[] },
-): [string, string][] | { status: number; reason: string } {
-  const headers: [string, string][] = [];
-  const { names, spans } = out;
-  let offset = list[0].length + 2;
-  for (let i = 1; i < list.length; i++) {
-    const line = list[i];
-    if (line === "") break;
-    spans.push(offset, offset + line.length);
-    offset += line.length + 2;
-    if (line.charCodeAt(0) === 32 || line.charCodeAt(0) === 9) {
-      return { status: 400, reason: "obsolete line folding in headers is not accepted" };
-    }
-    const colon = line.indexOf(":");
-    if (colon <= 0) return { status: 400, reason: "malformed header line" };
-    const name = line.slice(0, colon);
-    if (!isToken(name)) {
-      return { status: 400, reason: `invalid header name ${JSON.stringify(name)}` };
-    }
-    let a = colon + 1;
-    let b = line.length;
-    while (a < b && (line.charCodeAt(a) === 32 || line.charCodeAt(a) === 9)) a++;
-    while (b > a && (line.charCodeAt(b - 1) === 32 || line.charCodeAt(b - 1) === 9)) b--;
-    const value = line.slice(a, b);
-    if (badValueChar(value)) return { status: 400, reason: `invalid character in header ${name}` };
-    headers.push([name, value]);
-    names.push(name.toLowerCase());
-    if (headers.length > limits.maxHeaders) {
-      return { status: 431, reason: `more than ${limits.maxHeaders} header fields` };
-    }
-  }
-  return headers;
+const HTTP11 = "HTTP/1.1";
+const HTTP10 = "HTTP/1.0";
+
+/** `HTTP/1.1` or `HTTP/1.0` when `buf[a, b)` is one of them, else undefined. */
+function versionAt(buf: Uint8Array, a: number, b: number): string | undefined {
+  if (b - a !== 8) return undefined;
+  for (let k = 0; k < 7; k++) if (buf[a + k] !== HTTP11.charCodeAt(k)) return undefined;
+  const minor = buf[a + 7];
+  return minor === 49 ? HTTP11 : minor === 48 ? HTTP10 : undefined;
 }
 
 /** Parses a request head from the start of `buf`. */
@@ -186,40 +396,39 @@ export function parseRequestHead(buf: Uint8Array, limits: HeadLimits): HeadResul
     return bareLf(buf) ? error(400, "bare LF in request head") : { kind: "incomplete" };
   }
   if (end > limits.maxBytes) return error(431, `request head larger than ${limits.maxBytes} bytes`);
-  const list = lines(buf, end);
-  if (!list) return error(400, "bare CR or LF in request head");
-  const parts = list[0].split(" ");
-  if (parts.length !== 3) return error(400, "malformed request line");
-  const [method, target, version] = parts;
-  if (!isToken(method)) return error(400, "invalid method");
-  if (!target.length || badValueChar(target) || /[\s\x80-\xff]/.test(target)) {
-    return error(400, "invalid request target");
+  if (bareCrLf(buf, end)) return error(400, "bare CR or LF in request head");
+  const eol = nextCr(buf, 0);
+  let sp1 = 0;
+  while (sp1 < eol && buf[sp1] !== 32) sp1++;
+  let sp2 = sp1 + 1;
+  while (sp2 < eol && buf[sp2] !== 32) sp2++;
+  let sp3 = sp2 + 1;
+  while (sp3 < eol && buf[sp3] !== 32) sp3++;
+  if (sp2 >= eol || sp3 < eol) return error(400, "malformed request line");
+  if (sp1 === 0) return error(400, "invalid method");
+  for (let k = 0; k < sp1; k++) if (!TCHAR[buf[k]]) return error(400, "invalid method");
+  if (sp2 === sp1 + 1) return error(400, "invalid request target");
+  for (let k = sp1 + 1; k < sp2; k++) {
+    const c = buf[k];
+    if (c <= 0x20 || c >= 0x7f) return error(400, "invalid request target");
   }
-  if (version !== "HTTP/1.1" && version !== "HTTP/1.0") {
-    return /^HTTP\/\d\.\d$/.test(version)
-      ? error(505, `${version} is not supported; use HTTP/1.1`)
+  const version = versionAt(buf, sp2 + 1, eol);
+  if (version === undefined) {
+    const text = latin1Range(buf, sp2 + 1, eol);
+    return /^HTTP\/\d\.\d$/.test(text)
+      ? error(505, `${text} is not supported; use HTTP/1.1`)
       : error(400, "malformed HTTP version");
   }
-  const names: string[] = [];
-  const spans: number[] = [];
-  const headers = parseFields(list, limits, { names, spans });
-  if (!Array.isArray(headers)) return error(headers.status, headers.reason);
-  const raw = buf.subarray(0, end);
-  return {
-    kind: "ok",
-    head: {
-      method,
-      target,
-      status: 0,
-      reason: "",
-      version,
-      headers,
-      names,
-      raw,
-      spans,
-      length: end,
-    },
+  const fields = parseFields(buf, eol + 2, end, limits);
+  if (!("names" in fields)) return error(fields.status, fields.reason);
+  const line = {
+    method: methodName(buf, 0, sp1),
+    target: latin1Range(buf, sp1 + 1, sp2),
+    status: 0,
+    reason: "",
+    version,
   };
+  return { kind: "ok", head: new ParsedHead(line, fields) };
 }
 
 function bareLf(buf: Uint8Array): boolean {
@@ -227,6 +436,10 @@ function bareLf(buf: Uint8Array): boolean {
     if (buf[i] === LF && (i === 0 || buf[i - 1] !== CR)) return true;
   }
   return false;
+}
+
+function isDigit(c: number): boolean {
+  return c >= 48 && c <= 57;
 }
 
 /** Parses a response head from the start of `buf`. */
@@ -240,30 +453,26 @@ export function parseResponseHead(buf: Uint8Array, limits: HeadLimits): HeadResu
   if (end > limits.maxBytes) {
     return error(502, `response head larger than ${limits.maxBytes} bytes`);
   }
-  const list = lines(buf, end);
-  if (!list) return error(502, "bare CR or LF in response head");
-  const m = /^(HTTP\/1\.[01]) (\d{3})(?: (.*))?$/.exec(list[0]);
-  if (!m) return error(502, "malformed status line");
-  const names: string[] = [];
-  const spans: number[] = [];
-  const headers = parseFields(list, limits, { names, spans });
-  if (!Array.isArray(headers)) return error(502, `server sent ${headers.reason}`);
-  const raw = buf.subarray(0, end);
-  return {
-    kind: "ok",
-    head: {
-      method: "",
-      target: "",
-      status: Number(m[2]),
-      reason: m[3] ?? "",
-      version: m[1],
-      headers,
-      names,
-      raw,
-      spans,
-      length: end,
-    },
-  };
+  if (bareCrLf(buf, end)) return error(502, "bare CR or LF in response head");
+  const eol = nextCr(buf, 0);
+  // HTTP/1.x SP 3DIGIT [SP reason]
+  const version = eol >= 12 ? versionAt(buf, 0, 8) : undefined;
+  if (
+    version === undefined || buf[8] !== 32 || !isDigit(buf[9]) || !isDigit(buf[10]) ||
+    !isDigit(buf[11]) || (eol > 12 && buf[12] !== 32)
+  ) {
+    return error(502, "malformed status line");
+  }
+  const fields = parseFields(buf, eol + 2, end, limits);
+  if (!("names" in fields)) return error(502, `server sent ${fields.reason}`);
+  const status = (buf[9] - 48) * 100 + (buf[10] - 48) * 10 + (buf[11] - 48);
+  const reason = eol <= 13
+    ? ""
+    : eol === 15 && buf[13] === 79 && buf[14] === 75
+    ? "OK"
+    : latin1Range(buf, 13, eol);
+  const line = { method: "", target: "", status, reason, version };
+  return { kind: "ok", head: new ParsedHead(line, fields) };
 }
 
 /** Options of {@link writeHead}. */
@@ -288,7 +497,7 @@ export function writeHead(first: string, head: Head, options: WriteHeadOptions):
   const { keep, extra } = options;
   const raw = head.raw;
   const spans = head.spans;
-  const n = head.headers.length;
+  const n = headerCount(head);
   if (!raw || !spans) {
     let text = first + "\r\n";
     for (let i = 0; i < n; i++) {
@@ -370,14 +579,14 @@ function framingOf(
 ): FramingResult {
   let te: string | undefined;
   let length = -3;
-  const headers = head.headers;
-  for (let i = 0; i < headers.length; i++) {
+  const count = headerCount(head);
+  for (let i = 0; i < count; i++) {
     const n = nameAt(head, i);
     if (n === "transfer-encoding") {
-      const value = headers[i][1];
+      const value = valueAt(head, i);
       te = te === undefined ? value : `${te}, ${value}`;
     } else if (n === "content-length") {
-      const v = contentLength(headers[i][1], length);
+      const v = contentLength(valueAt(head, i), length);
       // an invalid value wins over differing ones, as the element checks come first
       length = v === -1 || length === -1 ? -1 : v;
     }
@@ -425,8 +634,8 @@ export function responseFraming(head: Head, method: string): FramingResult {
 
 /** The first value of a header by lowercase name. */
 export function headerValue(head: Head, lowerName: string): string | undefined {
-  const headers = head.headers;
-  for (let i = 0; i < headers.length; i++) if (nameAt(head, i) === lowerName) return headers[i][1];
+  const count = headerCount(head);
+  for (let i = 0; i < count; i++) if (nameAt(head, i) === lowerName) return valueAt(head, i);
   return undefined;
 }
 

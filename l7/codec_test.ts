@@ -1,14 +1,17 @@
 import assert from "node:assert/strict";
 import {
   ChunkedScanner,
+  detachHead,
   encodeLatin1,
   type Head,
+  headerCount,
   headerValue,
   latin1,
   parseRequestHead,
   parseResponseHead,
   requestFraming,
   responseFraming,
+  valueAt,
   writeHead,
 } from "./codec.ts";
 
@@ -206,7 +209,13 @@ Deno.test("writeHead copies kept header lines byte for byte and appends extra li
       ...te.encode("\r\nvia: 1.1 f\r\n\r\n"),
     ]),
   );
-  const built: Head = { ...h, raw: undefined, spans: undefined };
+  const built: Head = {
+    ...h,
+    headers: h.headers,
+    raw: undefined,
+    spans: undefined,
+    values: undefined,
+  };
   assert.deepEqual(
     writeHead("HTTP/1.1 200 OK", built, {
       keep: new Uint8Array([1, 0, 1]),
@@ -230,4 +239,28 @@ Deno.test("writeHead writes into a given buffer when the head fits, else into a 
   const outside = writeHead("HTTP/1.1 200 OK", r.head, { ...options, into: small });
   assert.deepEqual(outside, expected);
   assert.notEqual(outside.buffer, small.buffer);
+});
+
+Deno.test("parsed heads read names and values from their bytes; a detached head keeps them", () => {
+  const buf = te.encode(
+    "POST /x HTTP/1.1\r\nHOST:  a.example \r\nX-Odd-Name:\tv\xe9\r\nContent-Length: 3\r\n\r\nabc",
+  );
+  const r = parseRequestHead(buf, limits);
+  assert.equal(r.kind, "ok");
+  if (r.kind !== "ok") return;
+  const h = r.head;
+  assert.equal(h.method, "POST");
+  assert.equal(headerCount(h), 3);
+  assert.deepEqual(h.names, ["host", "x-odd-name", "content-length"]);
+  assert.equal(valueAt(h, 0), "a.example");
+  assert.equal(headerValue(h, "content-length"), "3");
+  const detached = detachHead(h);
+  buf.fill(0x21); // the reader's buffer is reused for the next bytes
+  assert.deepEqual(detached.headers, [
+    ["HOST", "a.example"],
+    ["X-Odd-Name", "v\u00c3\u00a9"],
+    ["Content-Length", "3"],
+  ]);
+  assert.equal(valueAt(detached, 2), "3");
+  assert.equal(headerValue(detached, "host"), "a.example");
 });

@@ -13,15 +13,18 @@ import type { ListenerConfig } from "../config/schema.ts";
 import type { Logger } from "../log.ts";
 import {
   ChunkedScanner,
+  detachHead,
   encodeLatin1,
   type Framing,
   type Head,
+  headerCount,
   headerValue,
   nameAt,
   parseRequestHead,
   parseResponseHead,
   requestFraming,
   responseFraming,
+  valueAt,
   writeHead,
 } from "./codec.ts";
 import { type ByteConn, type Deadlines, Reader, type Timed, writeAll } from "./io.ts";
@@ -227,11 +230,11 @@ const NO_TOKENS: readonly string[] = [];
 /** Tokens of every Connection header, lowercased. */
 function connectionTokens(head: Head): readonly string[] {
   let out: string[] | undefined;
-  const headers = head.headers;
-  for (let i = 0; i < headers.length; i++) {
+  const count = headerCount(head);
+  for (let i = 0; i < count; i++) {
     if (nameAt(head, i) === "connection") {
       out ??= [];
-      const value = headers[i][1];
+      const value = valueAt(head, i);
       if (value.indexOf(",") < 0) out.push(value.trim().toLowerCase());
       else for (const t of value.split(",")) out.push(t.trim().toLowerCase());
     }
@@ -470,7 +473,8 @@ export class ProxyListener {
   }
 
   /** Proxies one request; returns whether the client connection may carry another. */
-  async #exchange(c: Client, head: Head): Promise<boolean> {
+  async #exchange(c: Client, parsed: Head): Promise<boolean> {
+    let head = parsed;
     c.reader.consume(head.length);
     const startedAt = performance.now();
     const state = this.state;
@@ -502,7 +506,8 @@ export class ProxyListener {
       return await fail(400, "invalid request target");
     }
     let hosts = 0;
-    for (let i = 0; i < head.headers.length; i++) {
+    const count = headerCount(head);
+    for (let i = 0; i < count; i++) {
       if (nameAt(head, i) === "host") hosts++;
     }
     if (hosts > 1 || (hosts === 0 && head.version === "HTTP/1.1")) {
@@ -517,6 +522,8 @@ export class ProxyListener {
     // chunked precheck may refill
     const outHead = this.#requestHead(c, head, { upgrade, listed: tokens });
     if (framing.kind === "chunked") {
+      // the precheck reads on: keep the head's fields, not views of the buffer
+      head = detachHead(head);
       const expect = headerValue(head, "expect")?.toLowerCase() === "100-continue";
       const why = await this.#precheckChunked(c, expect);
       if (why !== undefined) {
@@ -630,27 +637,30 @@ export class ProxyListener {
     let via: string | undefined;
     let hostValue: string | undefined;
     const keep = KEEP;
-    for (let i = 0; i < head.headers.length; i++) {
+    const count = headerCount(head);
+    for (let i = 0; i < count; i++) {
       keep[i] = 0;
-      const value = head.headers[i][1];
       const lower = nameAt(head, i);
       if (HOP_BY_HOP.has(lower) || (listed.length && listed.includes(lower))) continue;
       if (cfg.forwarded_headers) {
         if (lower === "x-forwarded-for") {
+          const value = valueAt(head, i);
           xff = xff === undefined ? value : `${xff}, ${value}`;
           continue;
         }
         if (lower === "forwarded") {
+          const value = valueAt(head, i);
           forwarded = forwarded === undefined ? value : `${forwarded}, ${value}`;
           continue;
         }
         if (lower === "x-forwarded-proto" || lower === "x-forwarded-host") continue;
       }
       if (lower === "via") {
+        const value = valueAt(head, i);
         via = via === undefined ? value : `${via}, ${value}`;
         continue;
       }
-      if (lower === "host") hostValue = value;
+      if (lower === "host") hostValue = valueAt(head, i);
       keep[i] = 1;
     }
     if (cfg.forwarded_headers) {
@@ -682,14 +692,15 @@ export class ProxyListener {
     const into = o.into;
     let via: string | undefined;
     const keep = KEEP;
-    for (let i = 0; i < head.headers.length; i++) {
+    const count = headerCount(head);
+    for (let i = 0; i < count; i++) {
       keep[i] = 0;
       const lower = nameAt(head, i);
       if (HOP_BY_HOP.has(lower) || (listed.length && listed.includes(lower))) {
         if (!(upgrade && lower === "upgrade")) continue;
       }
       if (lower === "via") {
-        const value = head.headers[i][1];
+        const value = valueAt(head, i);
         via = via === undefined ? value : `${via}, ${value}`;
         continue;
       }
