@@ -46,6 +46,18 @@ export class Reader {
     return this.buf.subarray(this.start, this.end);
   }
 
+  /**
+   * Replaces the buffer (of `headroom` + data size) when nothing is unread, and
+   * returns the old one; returns undefined and keeps the buffer otherwise.
+   */
+  swap(next: Uint8Array): Uint8Array | undefined {
+    if (this.end !== this.start || next.length <= this.headroom) return undefined;
+    const old = this.buf;
+    this.buf = next;
+    this.start = this.end = this.headroom;
+    return old;
+  }
+
   /** Marks `n` unread bytes as used. */
   consume(n: number): void {
     this.start += n;

@@ -73,3 +73,18 @@ Deno.test("a reader with headroom reads after it, compacts and grows keeping it 
   assert.equal(r.end, 3);
   assert.equal(await r.fill(16), false);
 });
+
+Deno.test("a reader swaps its buffer only when nothing is unread", async () => {
+  const r = new Reader(chunks(["abcd", "efgh"]), 4, { headroom: 2 });
+  const first = r.buf;
+  assert.equal(await r.fill(), true);
+  assert.equal(r.swap(new Uint8Array(16)), undefined);
+  assert.equal(r.buf, first);
+  r.consume(4);
+  const big = new Uint8Array(18);
+  assert.equal(r.swap(big), first);
+  assert.equal(r.buf, big);
+  assert.equal(await r.fill(), true);
+  assert.equal(new TextDecoder().decode(r.view()), "efgh");
+  assert.equal(r.start, 2);
+});

@@ -100,6 +100,21 @@ export interface Upstream {
 const UPSTREAM_READ = 128 * 1024;
 /** Space before a server connection's unread bytes where the response head is rebuilt. */
 const UPSTREAM_HEADROOM = 1024;
+/**
+ * Read buffers of server connections, lent for one exchange at a time: idle pooled
+ * connections hold none, so memory follows the requests in flight, not the pool.
+ */
+const READ_BUFFERS: Uint8Array[] = [];
+/** Free read buffers kept for reuse. */
+const READ_BUFFERS_KEPT = 64;
+
+function lendReadBuffer(): Uint8Array {
+  return READ_BUFFERS.pop() ?? new Uint8Array(UPSTREAM_HEADROOM + UPSTREAM_READ);
+}
+
+function returnReadBuffer(buf: Uint8Array): void {
+  if (READ_BUFFERS.length < READ_BUFFERS_KEPT) READ_BUFFERS.push(buf);
+}
 
 /** Idle server connections older than this are closed, not reused (servers time out too). */
 export const UPSTREAM_IDLE_MS = 15_000;
@@ -144,7 +159,8 @@ export class Upstreams {
   async open(server: ServerRuntime, timeout: number): Promise<Upstream> {
     const conn = await connectWithin(server.host, server.port, timeout);
     this.opened++;
-    const reader = new Reader(conn, UPSTREAM_READ, { headroom: UPSTREAM_HEADROOM });
+    // no room of its own: each exchange lends it a read buffer
+    const reader = new Reader(conn, 0, { headroom: UPSTREAM_HEADROOM });
     return { conn, reader, address: server.address, uses: 0 };
   }
 
@@ -807,6 +823,9 @@ export class ProxyListener {
     const server = o.server;
     up.uses++;
     const readBefore = up.reader.total;
+    const lent = lendReadBuffer();
+    const own = up.reader.swap(lent);
+    if (!own) returnReadBuffer(lent);
     let upstreamOk = false;
     const timer: Timed & { fired: boolean } = {
       deadline: Date.now() + cfg.timeouts.server,
@@ -963,6 +982,8 @@ export class ProxyListener {
       upstreamOk = serverKeep;
       return clientKeep;
     } finally {
+      // every read of `up` has settled here: the buffer goes back unless bytes are left
+      if (own && up.reader.buf === lent && up.reader.swap(own)) returnReadBuffer(lent);
       shared.deadlines.disarm(timer);
       if (o.framing.kind !== "none") shared.deadlines.disarm(c);
       if (upstreamOk && o.upgrade === undefined) shared.upstreams.give(up);
