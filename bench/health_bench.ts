@@ -158,11 +158,18 @@ async function child(options: BenchOptions): Promise<void> {
   }
   const spread = burstiness(times, 100);
   const planned = burstiness(due, 100);
+  // How late probes started: a stalled or starved process shows here.
+  const late = times.map((t, i) => t - due[i]).sort((a, b) => a - b);
+  const lateness = {
+    p50: late[Math.floor(0.5 * (late.length - 1))] ?? 0,
+    p99: late[Math.floor(0.99 * (late.length - 1))] ?? 0,
+    max: late.at(-1) ?? 0,
+  };
   // Keep checking while the parent takes its last CPU sample.
   await sleep(2000);
   await health.stop();
   console.log(
-    JSON.stringify({ probes: times.length, up, reasons, ...spread, planned }),
+    JSON.stringify({ probes: times.length, up, reasons, ...spread, planned, lateness }),
   );
 }
 
@@ -491,7 +498,9 @@ async function main(options: BenchOptions): Promise<void> {
     }
     console.log(
       `fulcrum: ${(result.probes / options.window).toFixed(0)} probes/s started in its ` +
-        `window; ${result.up}/${options.servers} servers up at the end` +
+        `window, started after their due time by ${result.lateness.p50.toFixed(0)} ms (median), ` +
+        `${result.lateness.p99.toFixed(0)} ms (p99), ${result.lateness.max.toFixed(0)} ms (max); ` +
+        `${result.up}/${options.servers} servers up at the end` +
         (result.up < options.servers ? `; down reasons: ${JSON.stringify(result.reasons)}` : ""),
     );
     const starved = measured.filter((k) => rows[k].rate < 0.9 * options.servers);

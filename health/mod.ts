@@ -94,7 +94,7 @@ interface Entry {
   tcpDone?: TcpDone;
 }
 
-/** Granularity of the probe timer wheel (ms) and the budget's unit. */
+/** Granularity of the probe timer wheel (ms), and the shortest gap between ticks. */
 const SLOT = 10;
 /**
  * Longest gap (ms) between ticks that start probes: probes due within one gap start
@@ -176,7 +176,7 @@ class HealthChecker implements HealthSubsystem {
   #behind = false;
   /** {@link HealthChecker.#period}, recomputed when the servers change. */
   #periodCache?: number;
-  /** Probes whose time has come but that wait for a tick's budget, oldest first. */
+  /** Probes whose time has come but that wait for the token bucket, oldest first. */
   #ready: { e: Entry; gen: number }[] = [];
   #readyHead = 0;
   /** {@link HealthChecker.#bucket}, recomputed when the servers change. */
