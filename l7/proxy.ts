@@ -220,6 +220,8 @@ interface Client extends Timed {
   onTimeout: () => void;
   /** Where this client's forwarded request heads are built (one request at a time). */
   scratch: Uint8Array;
+  /** The header/idle timeout handler (made once per connection). */
+  onHeadTimeout: () => void;
 }
 
 /** A short plain-text error response; `close` adds `connection: close`. */
@@ -276,6 +278,10 @@ export class ProxyListener {
   #tls: boolean;
   #inflight = 0;
   #loggedFailure = new Map<string, number>();
+  /** Head limits of the config in use (rebuilt when the config is swapped). */
+  #limits: { config?: ListenerConfig; limits: { maxBytes: number; maxHeaders: number } } = {
+    limits: { maxBytes: 0, maxHeaders: 0 },
+  };
 
   /** A listener for `state.config`; call `start()` to open it. */
   constructor(state: RouteState, shared: ProxyShared) {
@@ -391,6 +397,7 @@ export class ProxyListener {
       deadline: 0,
       onTimeout: () => {},
       scratch: new Uint8Array(REQUEST_SCRATCH),
+      onHeadTimeout: () => this.#headTimeout(c),
       fire() {
         this.onTimeout();
       },
@@ -413,37 +420,50 @@ export class ProxyListener {
     }
   }
 
+  /**
+   * The header or idle timeout of a client waiting for a request head: 408 when part
+   * of a head arrived, a plain close when nothing did.
+   */
+  #headTimeout(c: Client): void {
+    if (c.idle) {
+      this.#close(c);
+      return;
+    }
+    const cfg = this.state.config;
+    this.#shared.metrics.reject(this.name, "header_timeout");
+    this.#shared.metrics.request({
+      listener: this.name,
+      rule: "-",
+      pool: "-",
+      server: "-",
+      status: 408,
+      seconds: cfg.timeouts.header / 1000,
+    });
+    const bytes = errorResponse(
+      408,
+      `the request head did not arrive within ${cfg.timeouts.header} ms`,
+      { close: true },
+    );
+    c.closed = true;
+    this.#shared.deadlines.disarm(c);
+    c.conn.write(bytes).catch(() => {}).finally(() => closeQuietly(c.conn));
+  }
+
   /** Reads one request head; answers 400/408/431/505 itself and returns undefined then. */
   async #readHead(c: Client): Promise<Head | undefined> {
     const cfg = this.state.config;
-    const limits = { maxBytes: cfg.limits.header_bytes, maxHeaders: cfg.limits.headers };
+    if (this.#limits.config !== cfg) {
+      this.#limits = {
+        config: cfg,
+        limits: { maxBytes: cfg.limits.header_bytes, maxHeaders: cfg.limits.headers },
+      };
+    }
+    const limits = this.#limits.limits;
     const wheel = this.#shared.deadlines;
     let started = c.reader.available > 0;
     c.idle = !started;
     c.deadline = Date.now() + (started ? cfg.timeouts.header : cfg.timeouts.idle);
-    c.onTimeout = () => {
-      if (started) {
-        this.#shared.metrics.reject(this.name, "header_timeout");
-        this.#shared.metrics.request({
-          listener: this.name,
-          rule: "-",
-          pool: "-",
-          server: "-",
-          status: 408,
-          seconds: cfg.timeouts.header / 1000,
-        });
-        const bytes = errorResponse(
-          408,
-          `the request head did not arrive within ${cfg.timeouts.header} ms`,
-          { close: true },
-        );
-        c.closed = true;
-        wheel.disarm(c);
-        c.conn.write(bytes).catch(() => {}).finally(() => closeQuietly(c.conn));
-      } else {
-        this.#close(c);
-      }
-    };
+    c.onTimeout = c.onHeadTimeout;
     wheel.arm(c);
     try {
       while (true) {
@@ -1046,8 +1066,27 @@ async function copyResponse(
   onData: () => void,
 ): Promise<void> {
   let pending: Uint8Array | undefined = placeBefore(src, head);
-  if (framing.kind === "none") {
-    await sendAfter(to, src, pending, 0);
+  // Fast path: nothing or all of the body is here already (small responses)
+  const whole = framing.kind === "none"
+    ? 0
+    : framing.kind === "length" && src.available >= framing.length
+    ? framing.length
+    : -1;
+  if (whole >= 0) {
+    const start = src.start;
+    const bytes = inPlace(src, pending)
+      ? src.buf.subarray(start - pending.length, start + whole)
+      : undefined;
+    src.consume(whole);
+    try {
+      if (bytes) await writeAll(to, bytes);
+      else {
+        await writeAll(to, pending);
+        if (whole) await writeAll(to, src.buf.subarray(start, start + whole));
+      }
+    } catch (err) {
+      throw new ClientGone(String(err));
+    }
     return;
   }
   if (framing.kind === "length") {
@@ -1127,13 +1166,18 @@ async function sendAfter(
 ): Promise<void> {
   const start = src.start;
   if (head) {
-    const buf = src.buf;
-    if (head.buffer === buf.buffer && head.byteOffset + head.length === buf.byteOffset + start) {
-      return await toClient(to, buf.subarray(start - head.length, start + n));
+    if (inPlace(src, head)) {
+      return await toClient(to, src.buf.subarray(start - head.length, start + n));
     }
     await toClient(to, head);
   }
   if (n) await toClient(to, src.buf.subarray(start, start + n));
+}
+
+/** True when `head` sits in `src`'s buffer right before its unread bytes. */
+function inPlace(src: Reader, head: Uint8Array): boolean {
+  const buf = src.buf;
+  return head.buffer === buf.buffer && head.byteOffset + head.length === buf.byteOffset + src.start;
 }
 
 /** Writes to the client; a failure becomes {@link ClientGone}. */

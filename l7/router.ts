@@ -22,7 +22,8 @@ export function parseTarget(target: string): Target | undefined {
   let rest = target;
   let authority: string | undefined;
   if (rest === "*") return { path: "*", query: "" };
-  const abs = /^https?:\/\/([^/?#]+)(.*)$/i.exec(rest);
+  // origin-form (`/…`), the usual case, cannot be absolute-form: no regex then
+  const abs = rest.charCodeAt(0) === 47 ? null : /^https?:\/\/([^/?#]+)(.*)$/i.exec(rest);
   if (abs) {
     authority = abs[1].toLowerCase();
     rest = abs[2] || "/";
