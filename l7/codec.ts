@@ -519,8 +519,12 @@ export function writeHead(first: string, head: Head, options: WriteHeadOptions):
     if (!keep[i]) continue;
     const start = spans[2 * i];
     const end = spans[2 * i + 1];
-    out.set(raw.subarray(start, end), o);
-    o += end - start;
+    if (end - start > 64) {
+      out.set(raw.subarray(start, end), o);
+      o += end - start;
+    } else {
+      for (let k = start; k < end; k++) out[o++] = raw[k]; // no view object for short lines
+    }
     out[o++] = CR;
     out[o++] = LF;
   }

@@ -49,6 +49,9 @@ export interface ProxyShared {
 }
 
 const VIA = "1.1 fulcrum";
+const VIA_LINE = `via: ${VIA}\r\n`;
+const VIA_CLOSE_LINES = `via: ${VIA}\r\nconnection: close\r\n`;
+const STATUS_200 = "HTTP/1.1 200 OK";
 /** Limits on a server's response head. */
 const RESPONSE_LIMITS = { maxBytes: 65536, maxHeaders: 1000 };
 /** Bytes per client for building forwarded request heads (larger ones get their own). */
@@ -743,10 +746,17 @@ export class ProxyListener {
       }
       keep[i] = 1;
     }
-    let out = `via: ${via === undefined ? VIA : `${via}, ${VIA}`}\r\n`;
-    if (upgrade) out += "connection: upgrade\r\n";
-    else if (close) out += "connection: close\r\n";
-    return writeHead(`HTTP/1.1 ${head.status} ${head.reason}`, head, { keep, extra: out, into });
+    let out: string;
+    if (via === undefined && !upgrade) out = close ? VIA_CLOSE_LINES : VIA_LINE; // the usual case
+    else {
+      out = `via: ${via === undefined ? VIA : `${via}, ${VIA}`}\r\n`;
+      if (upgrade) out += "connection: upgrade\r\n";
+      else if (close) out += "connection: close\r\n";
+    }
+    const first = head.status === 200 && head.reason === "OK"
+      ? STATUS_200
+      : `HTTP/1.1 ${head.status} ${head.reason}`;
+    return writeHead(first, head, { keep, extra: out, into });
   }
 
   /**
