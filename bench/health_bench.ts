@@ -560,7 +560,7 @@ async function main(options: BenchOptions): Promise<void> {
 async function runInVm(options: BenchOptions): Promise<number> {
   const root = new URL("..", import.meta.url).pathname;
   const args = `--in-vm --servers ${options.servers} --window ${options.window} ` +
-    `--warmup ${options.warmup}`;
+    `--warmup ${options.warmup}` + (options.cpuProf ? ` --cpu-prof ${options.cpuProf}` : "");
   // The run stays inside the bound: boot ~15 s, start ~15 s, warmup, window, stop.
   const needed = 60 + options.warmup + options.window;
   if (needed > VM_TIMEOUT) {

@@ -590,12 +590,15 @@ class HealthChecker implements HealthSubsystem {
     }
     if (!this.#running) return;
     const now = this.#now();
-    if (this.#behind || (this.#tcp?.pending ?? 0) > 0) {
-      // Catching up, or connects still under way: come back after one slot.
+    if (this.#behind) {
+      // Catching up: come back after one slot.
       this.#wake(now + SLOT);
       return;
     }
     const next = now + this.#period();
+    // Connects still under way are polled again by the next tick, one period on (their
+    // results and timeouts are late by at most that).
+    if ((this.#tcp?.pending ?? 0) > 0) return this.#wake(next);
     const last = this.#lastSlot + Math.ceil(MAX_SLEEP / SLOT);
     for (let slot = this.#lastSlot + 1; slot <= last; slot++) {
       if (this.#wheel.has(slot)) return this.#wake(Math.max(next, slot * SLOT));
