@@ -4,7 +4,11 @@
  * for 10 s on a 1 KiB and a 100 KiB body. Prints req/s, p99 and RSS with ratios.
  *
  * Run: `npx -y deno@2.9.6 run -A bench/l7_speed.ts [--duration 10] [--rounds 1]`.
- * Needs nginx, haproxy, wrk and taskset. Everything runs in a temp dir on 127.0.0.1
+ * While iterating: `--only fulcrum` (nginx stays as the base), `--path /1k`,
+ * `--alt DIR [--alt-v8 FLAGS]` (a second Fulcrum from another checkout, e.g. a
+ * `git archive` of the previous commit, measured in the same run: A/B on a noisy
+ * host), `--v8 FLAGS|none`, `--fulcrum-flags "--cpu-prof --cpu-prof-dir=D"`,
+ * `--fulcrum-stdout` (with `--v8 …,--trace-gc`). Needs nginx, haproxy, wrk and taskset. Everything runs in a temp dir on 127.0.0.1
  * ports 18xxx and is killed at the end. Not part of the test suite.
  * @module
  */
