@@ -1,7 +1,8 @@
 /**
  * Speed of the L7 switch against nginx `proxy_pass` and HAProxy, each in front of the
  * same two nginx static backends on loopback, each proxy pinned to CPU 0, wrk -c50
- * for 10 s on a 1 KiB and a 100 KiB body. Prints req/s, p99 and RSS with ratios.
+ * for 10 s on a 1 KiB and a 100 KiB body. Prints req/s, p99 (and p50/p90) and RSS with
+ * ratios. Fulcrum runs with deno.json's V8 flags.
  *
  * Run: `npx -y deno@2.9.6 run -A bench/l7_speed.ts [--duration 10] [--rounds 1]`.
  * While iterating: `--only fulcrum` (nginx stays as the base), `--path /1k`,
@@ -22,11 +23,11 @@ import { spawn, waitPort } from "./_process.ts";
 
 const BACKENDS = [18101, 18102];
 /**
- * V8 flags for the Fulcrum process (`--v8-flags=` value); `--v8 none` runs without.
- * The default keeps the young generation small and the heap compact: RSS under load
- * drops from ~130 MB to ~70 MB at no measurable cost in req/s here.
+ * V8 flags for the Fulcrum process (`--v8-flags=` value): those the product ships with
+ * (deno.json's `run` task), so the bench measures what users run; `--v8 FLAGS|none`
+ * overrides them.
  */
-export const FULCRUM_V8_FLAGS = "--max-semi-space-size=2,--optimize-for-size";
+export const FULCRUM_V8_FLAGS = productV8Flags();
 const V8_ARG = Deno.args.includes("--v8") ? Deno.args[Deno.args.indexOf("--v8") + 1] : undefined;
 const V8_FLAGS = V8_ARG === "none" ? "" : V8_ARG ?? FULCRUM_V8_FLAGS;
 const PORTS = { nginx: 18081, haproxy: 18082, fulcrum: 18083, plain: 18084, alt: 18085 };
@@ -50,10 +51,20 @@ const ONLY = Deno.args.includes("--only")
   ? Deno.args[Deno.args.indexOf("--only") + 1].split(",")
   : undefined;
 
+/** The `--v8-flags=` value of deno.json's `run` task ("" when it has none). */
+function productV8Flags(): string {
+  const json = JSON.parse(Deno.readTextFileSync(new URL("../deno.json", import.meta.url)));
+  const command: string = json.tasks.run.command ?? json.tasks.run;
+  return /--v8-flags=(\S+)/.exec(command)?.[1] ?? "";
+}
+
 /** Parsed wrk output. */
 interface WrkResult {
   readonly rps: number;
   readonly p99ms: number;
+  /** Median and 90th percentile latency (ms): the shape of the tail. */
+  readonly p50ms: number;
+  readonly p90ms: number;
   readonly errors: number;
   /** CPU time the proxy spent per request (µs): steadier than req/s on a busy host. */
   readonly cpuUs: number;
@@ -172,13 +183,18 @@ async function wrk(
   const cpuUs = (cpu * 1e6) / total;
   const userUs = (user * 1e6) / total;
   const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(text)?.[1] ?? NaN);
-  const p99 = /99%\s+([\d.]+)(us|ms|s)/.exec(text);
-  const p99ms = p99 ? Number(p99[1]) * (p99[2] === "us" ? 0.001 : p99[2] === "s" ? 1000 : 1) : NaN;
+  const pct = (q: string) => {
+    const m = new RegExp(`${q}%\\s+([\\d.]+)(us|ms|s)`).exec(text);
+    return m ? Number(m[1]) * (m[2] === "us" ? 0.001 : m[2] === "s" ? 1000 : 1) : NaN;
+  };
+  const p99ms = pct("99");
+  const p50ms = pct("50");
+  const p90ms = pct("90");
   const err = /Non-2xx or 3xx responses: (\d+)/.exec(text);
   const sock = /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(text);
   const errors = Number(err?.[1] ?? 0) +
     (sock ? Number(sock[1]) + Number(sock[2]) + Number(sock[3]) + Number(sock[4]) : 0);
-  return { rps, p99ms, errors, rss, cpuUs, userUs };
+  return { rps, p99ms, p50ms, p90ms, errors, rss, cpuUs, userUs };
 }
 
 function median(values: number[]): number {
@@ -201,6 +217,13 @@ async function main(): Promise<void> {
       throw new Error(`port 127.0.0.1:${port} is in use; stop what listens there and run again`);
     }
   }
+  // The driver (this process: wrk's parent, the /proc sampler) joins wrk and the
+  // backends on CPU 1, so its bursts never preempt the proxy under test on CPU 0.
+  await new Deno.Command("taskset", {
+    args: ["-a", "-p", "-c", "1", String(Deno.pid)],
+    stdout: "null",
+  })
+    .output();
   const dir = await Deno.makeTempDir({ prefix: "fulcrum-l7-bench-" });
   const procs: Deno.ChildProcess[] = [];
   try {
@@ -327,7 +350,7 @@ backend be
       !ONLY || ONLY.includes(name) || name === "nginx" || name === "fulcrum-alt"
     );
     console.log(
-      `wrk -c50 -d${seconds}s, proxies pinned to CPU 0, wrk and backends on CPU 1; ` +
+      `wrk -c50 -d${seconds}s, proxies pinned to CPU 0, wrk, backends and this driver on CPU 1; ` +
         `${rounds} interleaved rounds, medians; fulcrum V8 flags: ${V8_FLAGS || "none"}`,
     );
     const paths = args.includes("--path") ? [args[args.indexOf("--path") + 1]] : ["/1k", "/100k"];
@@ -350,6 +373,8 @@ backend be
         results.set(name, {
           rps: median(list.map((r) => r.rps)),
           p99ms: median(list.map((r) => r.p99ms)),
+          p50ms: median(list.map((r) => r.p50ms)),
+          p90ms: median(list.map((r) => r.p90ms)),
           errors: list.reduce((a, r) => a + r.errors, 0),
           cpuUs: median(list.map((r) => r.cpuUs)),
           userUs: median(list.map((r) => r.userUs)),
@@ -368,7 +393,7 @@ backend be
       );
       console.log(
         "proxy      req/s      p99 ms  max RSS MB  errors  vs nginx  vs haproxy  p99 vs nginx" +
-          "  CPU µs/req  CPU vs nginx  user µs/req",
+          "  CPU µs/req  CPU vs nginx  user µs/req  p50/p90 ms",
       );
       for (const [name, r] of results) {
         console.log(
@@ -380,7 +405,10 @@ backend be
             `${(r.p99ms / base.p99ms).toFixed(2).padStart(13)} ${
               r.cpuUs.toFixed(1).padStart(11)
             } ` +
-            `${(r.cpuUs / base.cpuUs).toFixed(2).padStart(13)} ${r.userUs.toFixed(1).padStart(12)}`,
+            `${(r.cpuUs / base.cpuUs).toFixed(2).padStart(13)} ${
+              r.userUs.toFixed(1).padStart(12)
+            }` +
+            `  ${r.p50ms.toFixed(2)}/${r.p90ms.toFixed(2)}`,
         );
       }
     }
