@@ -101,14 +101,26 @@ export async function writeAll(conn: ByteConn, data: Uint8Array): Promise<void> 
 export interface Timed {
   deadline: number;
   fire(): void;
+  /**
+   * Where a {@link Deadlines} wheel keeps the entry while armed (-1 or absent when
+   * not armed); owned by the wheel. Start it at -1 in long-lived objects so their
+   * shape never changes.
+   */
+  slot?: number;
 }
 
 /**
  * Expires deadlines with one interval timer of `tick` ms. Entries are checked every
- * tick, so a deadline fires up to one tick late.
+ * tick, so a deadline fires up to one tick late (two when another entry's `fire`
+ * disarms entries). Arming and disarming allocate nothing: entries sit in a dense
+ * array and remember their index, so a request that arms and disarms its timers
+ * leaves no garbage (a Set's add/delete reallocates its table every few hundred
+ * calls, and those tables outlived young-generation collections). An entry is
+ * armed on one wheel at a time.
  */
 export class Deadlines {
-  #entries = new Set<Timed>();
+  #entries: (Timed | undefined)[] = [];
+  #count = 0;
   #timer: ReturnType<typeof setInterval> | undefined;
   readonly tick: number;
 
@@ -117,9 +129,16 @@ export class Deadlines {
     this.tick = tick;
   }
 
-  /** Starts watching `entry` (set `entry.deadline` before or after). */
+  /** Armed entries. */
+  get size(): number {
+    return this.#count;
+  }
+
+  /** Starts watching `entry` (set `entry.deadline` before or after); armed twice is once. */
   arm(entry: Timed): void {
-    this.#entries.add(entry);
+    if (this.#has(entry)) return;
+    entry.slot = this.#count;
+    this.#entries[this.#count++] = entry;
     if (this.#timer === undefined) {
       const timer = setInterval(() => this.#check(), this.tick);
       Deno.unrefTimer(timer);
@@ -127,28 +146,45 @@ export class Deadlines {
     }
   }
 
-  /** Stops watching `entry`. */
+  /** Stops watching `entry` (nothing happens when it is not armed). */
   disarm(entry: Timed): void {
-    this.#entries.delete(entry);
+    if (!this.#has(entry)) return;
+    const at = entry.slot!;
+    const last = this.#entries[--this.#count]!;
+    this.#entries[at] = last;
+    last.slot = at;
+    this.#entries[this.#count] = undefined;
+    entry.slot = -1;
   }
 
   /** Stops the timer; entries are forgotten. */
   close(): void {
     if (this.#timer !== undefined) clearInterval(this.#timer);
     this.#timer = undefined;
-    this.#entries.clear();
+    for (let i = 0; i < this.#count; i++) this.#entries[i]!.slot = -1;
+    this.#entries = [];
+    this.#count = 0;
+  }
+
+  #has(entry: Timed): boolean {
+    const at = entry.slot;
+    return at !== undefined && at >= 0 && at < this.#count && this.#entries[at] === entry;
   }
 
   #check(): void {
     const now = Date.now();
-    for (const entry of this.#entries) {
-      if (entry.deadline <= now) {
-        this.#entries.delete(entry);
-        try {
-          entry.fire();
-        } catch {
-          // a firing entry must not stop the others
-        }
+    let i = 0;
+    while (i < this.#count) {
+      const entry = this.#entries[i]!;
+      if (entry.deadline > now) {
+        i++;
+        continue;
+      }
+      this.disarm(entry); // the last entry moves into slot i: look at i again
+      try {
+        entry.fire();
+      } catch {
+        // a firing entry must not stop the others
       }
     }
   }

@@ -88,3 +88,54 @@ Deno.test("a reader swaps its buffer only when nothing is unread", async () => {
   assert.equal(new TextDecoder().decode(r.view()), "efgh");
   assert.equal(r.start, 2);
 });
+
+Deno.test("deadlines: many entries, some disarmed in the middle; the rest fire once each", async () => {
+  const wheel = new Deadlines(5);
+  const fired: number[] = [];
+  const entries = Array.from({ length: 20 }, (_, i) => ({
+    deadline: Date.now() + 10,
+    slot: -1,
+    fire: () => fired.push(i),
+  }));
+  for (const e of entries) wheel.arm(e);
+  wheel.arm(entries[0]); // armed twice is armed once
+  for (const i of [0, 7, 19, 3]) wheel.disarm(entries[i]);
+  wheel.disarm(entries[7]); // disarming twice is harmless
+  assert.equal(wheel.size, 16);
+  await new Promise((r) => setTimeout(r, 60));
+  assert.deepEqual(
+    [...fired].sort((a, b) => a - b),
+    [1, 2, 4, 5, 6, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18],
+  );
+  assert.equal(wheel.size, 0);
+  // a fired entry can be armed again and fires again
+  entries[1].deadline = Date.now() + 10;
+  wheel.arm(entries[1]);
+  await new Promise((r) => setTimeout(r, 60));
+  wheel.close();
+  assert.equal(fired.filter((i) => i === 1).length, 2);
+});
+
+Deno.test("deadlines: an entry that disarms or arms others while firing loses none", async () => {
+  const wheel = new Deadlines(5);
+  const fired: string[] = [];
+  const later = { deadline: Date.now() + 10_000, fire: () => fired.push("later") };
+  const cancelled = { deadline: Date.now() + 10, fire: () => fired.push("cancelled") };
+  const due = { deadline: Date.now() + 10, fire: () => fired.push("due") };
+  const rearmed = { deadline: 0, fire: () => fired.push("rearmed") };
+  const first = {
+    deadline: Date.now() + 10,
+    fire: () => {
+      fired.push("first");
+      wheel.disarm(cancelled);
+      wheel.disarm(later);
+      rearmed.deadline = Date.now() + 10;
+      wheel.arm(rearmed);
+    },
+  };
+  for (const e of [first, cancelled, later, due]) wheel.arm(e);
+  await new Promise((r) => setTimeout(r, 80));
+  wheel.close();
+  assert.deepEqual([...fired].sort(), ["due", "first", "rearmed"]);
+  assert.equal(wheel.size, 0);
+});

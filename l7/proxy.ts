@@ -398,6 +398,7 @@ export class ProxyListener {
       closed: false,
       idle: true,
       deadline: 0,
+      slot: -1,
       onTimeout: () => {},
       scratch: new Uint8Array(REQUEST_SCRATCH),
       onHeadTimeout: () => this.#headTimeout(c),
@@ -860,6 +861,7 @@ export class ProxyListener {
     let upstreamOk = false;
     const timer: Timed & { fired: boolean } = {
       deadline: Date.now() + cfg.timeouts.server,
+      slot: -1,
       fired: false,
       fire() {
         timer.fired = true;
