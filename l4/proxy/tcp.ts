@@ -172,21 +172,20 @@ export function handleTcpClient(svc: ServiceRuntime, client: net.Socket, ctx: Pl
     svc.unbound(dest, template);
     ctx.untrack(conn);
   };
+  const closeSockets = (hard: boolean) => {
+    if (hard) {
+      reset(client);
+      reset(server);
+    } else {
+      client.destroy();
+      server.destroy();
+    }
+  };
   const closer: Closer = {
     flush,
     close(hard) {
-      if (pair && !pair.over) {
-        pair.close(hard);
-        finish();
-        return;
-      }
-      if (hard) {
-        reset(client);
-        reset(server);
-      } else {
-        client.destroy();
-        server.destroy();
-      }
+      if (pair && !pair.over) pair.close(hard);
+      else closeSockets(hard);
       finish();
     },
   };
@@ -218,21 +217,19 @@ export function handleTcpClient(svc: ServiceRuntime, client: net.Socket, ctx: Pl
     // Counted in closure variables on the hot path, folded into the stats and the
     // table's timers once per sweep (flush) and at the end. Large reads add up to
     // the bulk count that moves the connection to kernel splicing.
+    const read = (length: number) => {
+      if (conn.embryonic) ctx.table.touch(conn, ctx.now());
+      if (length >= spliceAuto.largeRead && (bulk += length) >= bulkAfter) toSplice();
+    };
     client.on("data", (chunk: Uint8Array) => {
       inBytes += chunk.length;
       inPkts++;
-      if (conn.embryonic) ctx.table.touch(conn, ctx.now());
-      if (chunk.length >= spliceAuto.largeRead && (bulk += chunk.length) >= bulkAfter) {
-        toSplice();
-      }
+      read(chunk.length);
     });
     server.on("data", (chunk: Uint8Array) => {
       outBytes += chunk.length;
       outPkts++;
-      if (conn.embryonic) ctx.table.touch(conn, ctx.now());
-      if (chunk.length >= spliceAuto.largeRead && (bulk += chunk.length) >= bulkAfter) {
-        toSplice();
-      }
+      read(chunk.length);
     });
     client.pipe(server);
     server.pipe(client);
@@ -302,12 +299,8 @@ export function handleTcpClient(svc: ServiceRuntime, client: net.Socket, ctx: Pl
           const other = end.failed === 0 ? server : client;
           reset(other);
           (end.failed === 0 ? client : server).destroy();
-        } else if (end.reset) {
-          reset(client);
-          reset(server);
         } else {
-          client.destroy();
-          server.destroy();
+          closeSockets(end.reset);
         }
         finish();
       },
