@@ -1,5 +1,4 @@
 import assert from "node:assert/strict";
-import net from "node:net";
 import { Hono } from "hono";
 import { configSchema } from "../config/schema.ts";
 import { buildModel, type Model } from "../config/model.ts";
@@ -10,14 +9,7 @@ import { RoleBoard } from "../vrrp/role.ts";
 import type { AdminEnv, SubsystemDeps } from "../subsystem.ts";
 import type { Dataplane } from "./dataplane.ts";
 import { createL4 } from "./mod.ts";
-
-async function freePort(): Promise<number> {
-  const s = net.createServer();
-  await new Promise<void>((r) => s.listen(0, "127.0.0.1", r));
-  const port = (s.address() as net.AddressInfo).port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
-}
+import { freePort } from "../tests/cli.ts";
 
 function model(dataplane: string, port: number, weight = 1): Model {
   return buildModel(
@@ -60,7 +52,7 @@ function recordingPlane(calls: string[]): Dataplane {
 
 Deno.test("auto uses userspace when the kernel has no IPVS, and says so", async () => {
   const lines: string[] = [];
-  const port = await freePort();
+  const port = freePort();
   const l4 = createL4(deps(lines), {
     ipvs: { available: () => Promise.resolve(false), create: () => recordingPlane([]) },
   });
@@ -106,7 +98,7 @@ Deno.test("auto uses the kernel plane when available and forwards server changes
 });
 
 Deno.test("the admin route lists the userspace services and metrics name them", async () => {
-  const port = await freePort();
+  const port = freePort();
   const l4 = createL4(deps());
   const m = model("userspace", port);
   await l4.start(m);

@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { collect } from "../tests/sockets.ts";
 import net from "node:net";
 import { type SpliceEnd, SplicePair, spliceSlots } from "./splice.ts";
 
@@ -52,15 +53,6 @@ async function joined() {
     await new Promise<void>((r) => back.close(() => r()));
   };
   return { client, backend: backend!, pair, counted, ended, close };
-}
-
-function collect(socket: net.Socket): Promise<string> {
-  let text = "";
-  return new Promise((resolve, reject) => {
-    socket.on("data", (d: Uint8Array) => text += new TextDecoder().decode(d));
-    socket.on("end", () => resolve(text));
-    socket.on("error", reject);
-  });
 }
 
 function closedWith(socket: net.Socket): Promise<string> {

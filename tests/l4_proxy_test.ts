@@ -5,6 +5,8 @@
  * connections that must leave nothing behind.
  */
 import assert from "node:assert/strict";
+import { freePort } from "./cli.ts";
+import { listen } from "./sockets.ts";
 import net from "node:net";
 import { createHash } from "node:crypto";
 import { configSchema } from "../config/schema.ts";
@@ -64,23 +66,11 @@ function receiveAll(socket: net.Socket): Promise<{ hash: string; bytes: number }
   });
 }
 
-async function listen(server: net.Server): Promise<number> {
-  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
-  return (server.address() as net.AddressInfo).port;
-}
-
-async function freePort(): Promise<number> {
-  const s = net.createServer();
-  const port = await listen(s);
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
-}
-
 async function withPlane(
   backendPort: number,
   fn: (port: number, plane: ReturnType<typeof createUserspacePlane>) => Promise<void>,
 ) {
-  const port = await freePort();
+  const port = freePort();
   const plane = createUserspacePlane({
     states: new ServerStates(),
     log: createLogger({ write: () => {} }),

@@ -5,6 +5,8 @@
  * first bytes of a connection already move it to splicing.
  */
 import assert from "node:assert/strict";
+import { freePort } from "./cli.ts";
+import { collect, listen, waitFor } from "./sockets.ts";
 import net from "node:net";
 import { configSchema } from "../config/schema.ts";
 import { buildModel } from "../config/model.ts";
@@ -16,26 +18,6 @@ import { spliceSlots } from "../sys/splice.ts";
 
 type Plane = ReturnType<typeof createUserspacePlane>;
 
-async function listen(server: net.Server): Promise<number> {
-  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
-  return (server.address() as net.AddressInfo).port;
-}
-
-async function freePort(): Promise<number> {
-  const s = net.createServer();
-  const port = await listen(s);
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
-}
-
-async function waitFor(what: string, ok: () => boolean): Promise<void> {
-  const deadline = Date.now() + 5000;
-  while (!ok()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
-
 /** Runs `fn` with a plane in front of `backend`, splicing from a connection's first bytes. */
 async function withPlane(
   backend: net.Server,
@@ -44,7 +26,7 @@ async function withPlane(
 ): Promise<void> {
   const backendPort = await listen(backend);
   const address = `127.0.0.1:${backendPort}`;
-  const port = await freePort();
+  const port = freePort();
   const states = new ServerStates();
   const plane = createUserspacePlane({ states, log: createLogger({ write: () => {} }) });
   const saved = { ...spliceAuto };
@@ -73,15 +55,6 @@ function connect(port: number, allowHalfOpen = true): Promise<net.Socket> {
   return new Promise((resolve, reject) => {
     c.once("connect", () => resolve(c));
     c.once("error", reject);
-  });
-}
-
-function collect(socket: net.Socket): Promise<string> {
-  let text = "";
-  return new Promise((resolve, reject) => {
-    socket.on("data", (d: Uint8Array) => text += new TextDecoder().decode(d));
-    socket.on("end", () => resolve(text));
-    socket.on("error", reject);
   });
 }
 

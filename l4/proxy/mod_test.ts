@@ -1,4 +1,6 @@
 import assert from "node:assert/strict";
+import { freePort } from "../../tests/cli.ts";
+import { waitFor } from "../../tests/sockets.ts";
 import net from "node:net";
 import dgram from "node:dgram";
 import { configSchema } from "../../config/schema.ts";
@@ -42,14 +44,6 @@ async function backend(name: string, options: { echo?: boolean } = {}) {
   };
 }
 
-async function freePort(): Promise<number> {
-  const s = net.createServer();
-  await new Promise<void>((r) => s.listen(0, "127.0.0.1", r));
-  const port = (s.address() as net.AddressInfo).port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
-}
-
 function model(config: unknown): Model {
   return buildModel(configSchema.parse(config), { path: "test.yaml", hash: "0" });
 }
@@ -65,21 +59,13 @@ function request(port: number, payload: string | Uint8Array, host = "127.0.0.1")
   });
 }
 
-async function waitFor(what: string, ok: () => boolean, ms = 3000): Promise<void> {
-  const until = Date.now() + ms;
-  while (!ok()) {
-    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
-
 async function withPlane(
   servers: { address: string; weight?: number }[],
   service: Record<string, unknown>,
   fn: (plane: UserspacePlane, port: number, states: ServerStates, m: Model) => Promise<void>,
   extra: Record<string, unknown> = {},
 ): Promise<void> {
-  const port = await freePort();
+  const port = freePort();
   const m = model({
     pools: { web: { servers } },
     l4: {
@@ -168,7 +154,7 @@ for (const version of ["v1", "v2"] as const) {
 }
 
 Deno.test("a refused connection to the server resets the client and counts the drop", async () => {
-  const deadPort = await freePort();
+  const deadPort = freePort();
   await withPlane([{ address: `127.0.0.1:${deadPort}` }], {}, async (plane, port) => {
     const reply = await request(port, "x");
     assert.equal(reply.text, "");
@@ -338,7 +324,7 @@ Deno.test("a server that closes at once: the client sees the close and nothing i
 Deno.test("a reload adds, moves and removes services without touching the others", async () => {
   const a = await backend("a");
   const b = await backend("b");
-  const [p1, p2, p3] = [await freePort(), await freePort(), await freePort()];
+  const [p1, p2, p3] = [freePort(), freePort(), freePort()];
   const config = (services: Record<string, unknown>[]) => ({
     pools: {
       one: { servers: [{ address: a.address }] },
@@ -421,7 +407,7 @@ Deno.test("UDP sessions end after the UDP timeout; TCP idle connections are clos
 
 Deno.test("stop lets open connections finish for the drain time, then closes them", async () => {
   const a = await backend("a", { echo: true });
-  const port = await freePort();
+  const port = freePort();
   const plane = createUserspacePlane(
     { states: new ServerStates(), log: createLogger({ write: () => {} }) },
     { drainMs: 300 },
@@ -458,7 +444,7 @@ Deno.test("stop lets open connections finish for the drain time, then closes the
 
 Deno.test("removing a service on reload stops its listener; its open connection carries on", async () => {
   const a = await backend("a", { echo: true });
-  const port = await freePort();
+  const port = freePort();
   const config = (services: Record<string, unknown>[]) => ({
     pools: { web: { servers: [{ address: a.address }] } },
     l4: { dataplane: "userspace", services },
