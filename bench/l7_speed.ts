@@ -123,6 +123,12 @@ async function serveMode(configPath: string): Promise<void> {
   Deno.exit(0);
 }
 
+/** A `deno run -A` command line pinned to CPU 0 (the proxies' core), with V8 flags. */
+function denoOnCore0(v8: string | undefined, args: string[]): string[] {
+  const flags = v8 ? [`--v8-flags=${v8}`] : [];
+  return ["taskset", "-c", "0", Deno.execPath(), "run", "-A", ...flags, ...args];
+}
+
 function rssOf(pid: number): number {
   try {
     const status = Deno.readTextFileSync(`/proc/${pid}/status`);
@@ -295,43 +301,16 @@ backend be
     for (const p of BACKENDS) await waitPort(p);
     const nginx = spawn(["taskset", "-c", "0", "nginx", "-c", `${dir}/proxy.conf`, "-p", dir]);
     const haproxy = spawn(["taskset", "-c", "0", "haproxy", "-f", `${dir}/haproxy.cfg`]);
-    const fulcrum = spawn([
-      "taskset",
-      "-c",
-      "0",
-      Deno.execPath(),
-      "run",
-      "-A",
-      ...(V8_FLAGS ? [`--v8-flags=${V8_FLAGS}`] : []),
-      ...EXTRA_ARG,
-      new URL(import.meta.url).pathname,
-      "--serve",
-      `${dir}/fulcrum.json`,
-    ], { quiet: !Deno.args.includes("--fulcrum-stdout") });
-    const plain = spawn([
-      "taskset",
-      "-c",
-      "0",
-      Deno.execPath(),
-      "run",
-      "-A",
-      ...(V8_FLAGS ? [`--v8-flags=${V8_FLAGS}`] : []),
-      new URL(import.meta.url).pathname,
-      "--plain",
-    ]);
+    const self = new URL(import.meta.url).pathname;
+    const fulcrum = spawn(
+      denoOnCore0(V8_FLAGS, [...EXTRA_ARG, self, "--serve", `${dir}/fulcrum.json`]),
+      { quiet: !Deno.args.includes("--fulcrum-stdout") },
+    );
+    const plain = spawn(denoOnCore0(V8_FLAGS, [self, "--plain"]));
     procs.push(nginx, haproxy, fulcrum, plain);
-    const alt = ALT === undefined ? undefined : spawn([
-      "taskset",
-      "-c",
-      "0",
-      Deno.execPath(),
-      "run",
-      "-A",
-      ...(ALT_V8 ? [`--v8-flags=${ALT_V8}`] : []),
-      `${ALT}/bench/l7_speed.ts`,
-      "--serve",
-      `${dir}/alt.json`,
-    ]);
+    const alt = ALT === undefined
+      ? undefined
+      : spawn(denoOnCore0(ALT_V8, [`${ALT}/bench/l7_speed.ts`, "--serve", `${dir}/alt.json`]));
     if (alt) {
       procs.push(alt);
       await waitPort(PORTS.alt, 30_000);
