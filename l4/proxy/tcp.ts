@@ -41,14 +41,6 @@ export function listenTcp(svc: ServiceRuntime, ctx: PlaneContext): Promise<net.S
   });
 }
 
-/** Connections whose bytes the kernel splices (for status and tests). */
-const splicedConns = new WeakSet<object>();
-
-/** True when the kernel splices this connection's bytes (not the JS streams). */
-export function isSpliced(conn: object): boolean {
-  return splicedConns.has(conn);
-}
-
 /** The kernel descriptor of a connected node:net socket (a dup the caller owns), or -1. */
 function fdOf(socket: net.Socket): number {
   // deno-lint-ignore no-explicit-any
@@ -310,7 +302,6 @@ export function handleTcpClient(svc: ServiceRuntime, client: net.Socket, ctx: Pl
       closeFd(b);
       return false;
     }
-    splicedConns.add(conn);
     return true;
   };
   const halfClosed = () => {
