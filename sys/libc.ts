@@ -382,19 +382,15 @@ export function setThreadNice(nice: number): void {
 /** `splice()` flags. */
 export const SPLICE_F_MOVE = 1;
 export const SPLICE_F_NONBLOCK = 2;
-export const SPLICE_F_MORE = 4;
 /** `pipe2()` flags. */
 export const O_NONBLOCK = 0o4000;
 export const O_CLOEXEC = 0o2000000;
 /** `fcntl()` command that sets a pipe's capacity in bytes. */
 export const F_SETPIPE_SZ = 1031;
-/** `shutdown()` directions. */
+/** `shutdown()` direction: no more sends. */
 export const SHUT_WR = 1;
-export const SHUT_RDWR = 2;
 /** `poll()` input event bit. */
 export const POLLIN = 1;
-/** `poll()` bit for a closed or invalid descriptor. */
-export const POLLNVAL = 32;
 
 const pipeFds = new Uint8Array(8);
 const pipeView = new DataView(pipeFds.buffer);
