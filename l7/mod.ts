@@ -21,10 +21,19 @@ import { explain, type ExplainQuery, type Explanation } from "./explain.ts";
 import { Deadlines } from "./io.ts";
 import { L7Metrics } from "./metrics.ts";
 import { PoolRuntime } from "./pool.ts";
-import { ProxyListener, type ProxyShared, type RouteState, Upstreams } from "./proxy.ts";
+import {
+  defaultSockets,
+  ProxyListener,
+  type ProxyShared,
+  type RouteState,
+  type SocketKind,
+  Upstreams,
+} from "./proxy.ts";
+import { tcpIdle } from "../sys/tcp.ts";
 import { compileRules } from "./rules.ts";
 
 export type { ExplainQuery, Explanation } from "./explain.ts";
+export type { SocketKind } from "./proxy.ts";
 export { L7Metrics } from "./metrics.ts";
 
 /** The L7 subsystem plus what the admin API and tests read. */
@@ -41,15 +50,21 @@ function sameSocket(a: ListenerConfig, b: ListenerConfig): boolean {
   return a.listen.text === b.listen.text && JSON.stringify(a.tls) === JSON.stringify(b.tls);
 }
 
-/** Creates the L7 switch; nothing listens until `start`. */
-export function createL7(deps: SubsystemDeps): L7 {
+/**
+ * Creates the L7 switch; nothing listens until `start`. `options.sockets` picks the
+ * socket layer of plain-TCP listeners and server connections (default: Fulcrum's
+ * epoll sockets when FFI is allowed, else Deno's).
+ */
+export function createL7(deps: SubsystemDeps, options: { sockets?: SocketKind } = {}): L7 {
   const log = deps.log;
   const metrics = new L7Metrics();
+  const sockets = options.sockets ?? defaultSockets();
   const shared: ProxyShared = {
-    upstreams: new Upstreams(),
+    upstreams: new Upstreams(256, { sockets }),
     deadlines: new Deadlines(100),
     metrics,
     log,
+    sockets,
   };
   let pools = new Map<string, PoolRuntime>();
   const listeners = new Map<string, ProxyListener>();
@@ -173,6 +188,13 @@ export function createL7(deps: SubsystemDeps): L7 {
       await Promise.all([...draining]);
       shared.upstreams.close();
       shared.deadlines.close();
+      // the epoll loop ends once its last socket is closed (another user may keep it)
+      if (sockets === "epoll") {
+        await Promise.race([
+          tcpIdle(),
+          new Promise((r) => setTimeout(r, 0)),
+        ]);
+      }
       state = "stopped";
     },
 
@@ -194,6 +216,7 @@ export function createL7(deps: SubsystemDeps): L7 {
           inflight: p.inflight,
           ring_points: p.ring.positions.length,
         })),
+        sockets,
         idle_server_connections: shared.upstreams.idle,
         server_connections_opened: shared.upstreams.opened,
       };

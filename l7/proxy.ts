@@ -27,6 +27,7 @@ import {
   valueAt,
   writeHead,
 } from "./codec.ts";
+import { connectTcp, listenTcp, tcpAvailable } from "../sys/tcp.ts";
 import { type ByteConn, type Deadlines, Reader, type Timed, writeAll } from "./io.ts";
 import type { L7Metrics } from "./metrics.ts";
 import type { PoolRuntime, ServerRuntime } from "./pool.ts";
@@ -46,6 +47,32 @@ export interface ProxyShared {
   readonly deadlines: Deadlines;
   readonly metrics: L7Metrics;
   readonly log: Logger;
+  /** Which sockets plain-TCP listeners use (see {@link SocketKind}). */
+  readonly sockets: SocketKind;
+}
+
+/**
+ * `epoll`: Fulcrum's own nonblocking sockets (sys/tcp.ts), served in the kernel's
+ * readiness order (fair under full load; needs `--allow-ffi`); `deno`: Deno's
+ * sockets. TLS listeners always use Deno's.
+ */
+export type SocketKind = "epoll" | "deno";
+
+/** `epoll` when FFI is allowed here, else `deno`. */
+export function defaultSockets(): SocketKind {
+  return tcpAvailable() ? "epoll" : "deno";
+}
+
+/** A connection as the proxy uses it (a `Deno.Conn` or a sys/tcp.ts socket). */
+export interface NetConn extends ByteConn {
+  readonly remoteAddr: Deno.Addr | { readonly hostname: string; readonly port: number };
+}
+
+/** A listening socket (a `Deno.Listener` or a sys/tcp.ts listener). */
+interface NetListener {
+  readonly addr: Deno.Addr | { readonly hostname: string; readonly port: number };
+  accept(): Promise<NetConn>;
+  close(): void;
 }
 
 const VIA = "1.1 fulcrum";
@@ -87,7 +114,7 @@ const REASONS: Record<number, string> = {
 
 /** A connection to a server with its read buffer. */
 export interface Upstream {
-  readonly conn: Deno.Conn;
+  readonly conn: NetConn;
   readonly reader: Reader;
   readonly address: string;
   /** Requests this connection has carried. */
@@ -129,10 +156,15 @@ export class Upstreams {
   readonly maxIdle: number;
   /** Connections opened so far (for tests and status). */
   opened = 0;
+  readonly #sockets: SocketKind;
 
-  /** A pool keeping at most `maxIdle` idle connections per server. */
-  constructor(maxIdle = 256) {
+  /**
+   * A pool keeping at most `maxIdle` idle connections per server, opening them with
+   * `options.sockets` (default: {@link defaultSockets}).
+   */
+  constructor(maxIdle = 256, options: { sockets?: SocketKind } = {}) {
     this.maxIdle = maxIdle;
+    this.#sockets = options.sockets ?? defaultSockets();
   }
 
   /** An idle connection to `address`, if any. */
@@ -161,7 +193,9 @@ export class Upstreams {
 
   /** Opens a new connection, failing after `timeout` ms. */
   async open(server: ServerRuntime, timeout: number): Promise<Upstream> {
-    const conn = await connectWithin(server.host, server.port, timeout);
+    const conn = this.#sockets === "epoll"
+      ? await connectTcp({ hostname: server.host, port: server.port }, { timeout })
+      : await connectWithin(server.host, server.port, timeout);
     this.opened++;
     // no room of its own: each exchange lends it a read buffer
     const reader = new Reader(conn, 0, { headroom: UPSTREAM_HEADROOM });
@@ -213,7 +247,7 @@ function closeQuietly(conn: { close(): void }): void {
 
 /** One client connection's state. */
 interface Client extends Timed {
-  readonly conn: Deno.Conn;
+  readonly conn: NetConn;
   readonly reader: Reader;
   readonly ip: string;
   closed: boolean;
@@ -274,7 +308,7 @@ export class ProxyListener {
   /** The routing state; replaced as a whole by `swap`. */
   state: RouteState;
   #shared: ProxyShared;
-  #listener: Deno.Listener | undefined;
+  #listener: NetListener | undefined;
   #clients = new Set<Client>();
   #draining = false;
   #accepting: Promise<void> | undefined;
@@ -296,7 +330,8 @@ export class ProxyListener {
 
   /** The bound address (after start). */
   get addr(): Deno.NetAddr | undefined {
-    return this.#listener?.addr as Deno.NetAddr | undefined;
+    const addr = this.#listener?.addr as { hostname: string; port: number } | undefined;
+    return addr && { transport: "tcp", hostname: addr.hostname, port: addr.port };
   }
 
   /** Client connections open now. */
@@ -320,6 +355,8 @@ export class ProxyListener {
           cert: Deno.readTextFileSync(c.tls.cert),
           key: Deno.readTextFileSync(c.tls.key),
         });
+      } else if (this.#shared.sockets === "epoll") {
+        this.#listener = listenTcp(where);
       } else {
         this.#listener = Deno.listen(where);
       }
@@ -360,9 +397,9 @@ export class ProxyListener {
     await this.#accepting;
   }
 
-  async #accept(listener: Deno.Listener): Promise<void> {
+  async #accept(listener: NetListener): Promise<void> {
     while (true) {
-      let conn: Deno.Conn;
+      let conn: NetConn;
       try {
         conn = await listener.accept();
       } catch (err) {
@@ -386,9 +423,10 @@ export class ProxyListener {
     closeQuietly(c.conn);
   }
 
-  async #serve(conn: Deno.Conn): Promise<void> {
+  async #serve(conn: NetConn): Promise<void> {
     try {
-      if (!this.#tls) (conn as Deno.TcpConn).setNoDelay(true);
+      // sys/tcp.ts sockets come with TCP_NODELAY set
+      if (!this.#tls && this.#shared.sockets === "deno") (conn as Deno.TcpConn).setNoDelay(true);
     } catch { /* not a TCP socket */ }
     const remote = conn.remoteAddr as Deno.NetAddr;
     const c: Client = {

@@ -53,6 +53,17 @@ const SYMBOLS = {
     result: "i32",
     nonblocking: true,
   },
+  listen: { parameters: ["i32", "i32"], result: "i32" },
+  accept4: { parameters: ["i32", "buffer", "buffer", "i32"], result: "i32" },
+  epoll_create1: { parameters: ["i32"], result: "i32" },
+  epoll_ctl: { parameters: ["i32", "i32", "i32", "buffer"], result: "i32" },
+  epollWait: {
+    name: "epoll_wait",
+    parameters: ["i32", "buffer", "i32", "i32"],
+    result: "i32",
+    nonblocking: true,
+  },
+  epollWaitNow: { name: "epoll_wait", parameters: ["i32", "buffer", "i32", "i32"], result: "i32" },
 } as const satisfies Deno.ForeignLibraryInterface;
 
 type Libc = Deno.DynamicLibrary<typeof SYMBOLS>["symbols"];
@@ -445,4 +456,109 @@ export function pollWait(pollfds: Uint8Array<ArrayBuffer>, timeoutMs: number): P
 /** Sets `SO_LINGER` 0 so the next close of the last descriptor sends an RST. */
 export function lingerZeroNow(fd: number): void {
   libc().setsockopt(fd, SOL_SOCKET, SO_LINGER, LINGER_ZERO, LINGER_ZERO.byteLength);
+}
+
+// ---------------------------------------------------------------- epoll and nonblocking TCP
+// (sys/tcp.ts: the L7 proxy's sockets, read and written synchronously when ready)
+
+/** `listen(fd, backlog)`: 0, or `-errno`. */
+export function listenNow(fd: number, backlog: number): number {
+  return libc().listen(fd, backlog) < 0 ? -lastErrno() : 0;
+}
+
+/**
+ * Accepts a connection as a nonblocking, close-on-exec socket: its descriptor (the
+ * peer's sockaddr in `addr`, `addrLen` its 4-byte length in and out), or `-errno`.
+ */
+export function acceptNow(
+  fd: number,
+  addr: Uint8Array<ArrayBuffer>,
+  addrLen: Uint8Array<ArrayBuffer>,
+): number {
+  const c = libc().accept4(fd, addr, addrLen, SOCK_NONBLOCK | SOCK_CLOEXEC);
+  return c < 0 ? -lastErrno() : c;
+}
+
+/** Opens a close-on-exec epoll set; throws {@link SysError}. */
+export function epollCreate(): number {
+  return check("epoll_create1", libc().epoll_create1(SOCK_CLOEXEC));
+}
+
+/** `epoll_ctl` operations. */
+export const EPOLL_CTL_ADD = 1;
+export const EPOLL_CTL_DEL = 2;
+export const EPOLL_CTL_MOD = 3;
+
+const epollEvent = new Uint8Array(12);
+const epollEventView = new DataView(epollEvent.buffer);
+
+/** Adds, changes or removes `fd` in an epoll set, its data the fd itself: 0 or `-errno`. */
+export function epollCtlNow(ep: number, op: number, fd: number, events: number): number {
+  epollEventView.setUint32(0, events >>> 0, true);
+  epollEventView.setUint32(4, fd, true);
+  epollEventView.setUint32(8, 0, true);
+  return libc().epoll_ctl(ep, op, fd, epollEvent) < 0 ? -lastErrno() : 0;
+}
+
+/**
+ * Waits on a worker thread for events of an epoll set, filling `events` (12-byte
+ * `struct epoll_event`s: events u32, data u64); resolves to their count (negative on
+ * failure). The buffer must stay untouched until it resolves.
+ */
+export function epollWait(
+  ep: number,
+  events: Uint8Array<ArrayBuffer>,
+  timeoutMs: number,
+): Promise<number> {
+  return libc().epollWait(ep, events, Math.floor(events.byteLength / 12), timeoutMs);
+}
+
+/** Takes the events of an epoll set that are ready now (no waiting): their count. */
+export function epollWaitNow(ep: number, events: Uint8Array<ArrayBuffer>): number {
+  const n = libc().epollWaitNow(ep, events, Math.floor(events.byteLength / 12), 0);
+  return n < 0 ? 0 : n;
+}
+
+/** `send()` flag: no SIGPIPE when the peer is gone (EPIPE instead). */
+export const MSG_NOSIGNAL = 0x4000;
+
+/** Sends bytes on a socket without waiting or SIGPIPE: the count sent, or `-errno`. */
+export function sendNow(fd: number, data: Uint8Array<ArrayBuffer>): number {
+  const n = Number(libc().send(fd, data, BigInt(data.byteLength), MSG_DONTWAIT | MSG_NOSIGNAL));
+  return n < 0 ? -lastErrno() : n;
+}
+
+/** Reads into `buf` from a socket without waiting: the count read, or `-errno`. */
+export function recvNow(fd: number, buf: Uint8Array<ArrayBuffer>): number {
+  const n = Number(libc().read(fd, buf, BigInt(buf.byteLength)));
+  return n < 0 ? -lastErrno() : n;
+}
+
+/** Opens a close-on-exec socket (`type` may carry `SOCK_NONBLOCK`): its fd, or `-errno`. */
+export function socketNow(domain: number, type: number): number {
+  const fd = libc().socket(domain, type | SOCK_CLOEXEC, 0);
+  return fd < 0 ? -lastErrno() : fd;
+}
+
+const optBuf = new Uint8Array(4);
+const optView = new DataView(optBuf.buffer);
+
+/** Sets an `int` socket option without throwing: 0, or `-errno`. */
+export function setIntOptionNow(fd: number, level: number, option: number, value: number): number {
+  optView.setInt32(0, value, true);
+  return libc().setsockopt(fd, level, option, optBuf, 4) < 0 ? -lastErrno() : 0;
+}
+
+/** Binds `fd` to a raw sockaddr without throwing: 0, or `-errno`. */
+export function bindNow(fd: number, sockaddr: Uint8Array<ArrayBuffer>): number {
+  return libc().bind(fd, sockaddr, sockaddr.byteLength) < 0 ? -lastErrno() : 0;
+}
+
+/** The local sockaddr of `fd` into `addr` (`addrLen`: its 4-byte length): 0, or `-errno`. */
+export function getsocknameNow(
+  fd: number,
+  addr: Uint8Array<ArrayBuffer>,
+  addrLen: Uint8Array<ArrayBuffer>,
+): number {
+  return libc().getsockname(fd, addr, addrLen) < 0 ? -lastErrno() : 0;
 }

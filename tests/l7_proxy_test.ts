@@ -10,7 +10,7 @@ import { configSchema } from "../config/schema.ts";
 import { ServerStates } from "../health/state.ts";
 import { createLogger } from "../log.ts";
 import { RoleBoard } from "../vrrp/role.ts";
-import { createL7, type L7 } from "../l7/mod.ts";
+import { createL7, type L7, type SocketKind } from "../l7/mod.ts";
 import type { AdminEnv } from "../subsystem.ts";
 
 const te = new TextEncoder();
@@ -127,9 +127,13 @@ async function withSwitch(
   pools: Record<string, string[]>,
   listener: ListenerSpec,
   fn: (ctx: { base: string; port: number; l7: L7; states: ServerStates }) => Promise<void>,
+  options: { sockets?: SocketKind } = {},
 ): Promise<void> {
   const states = new ServerStates();
-  const l7 = createL7({ states, roles: new RoleBoard(), log: createLogger({ level: "error" }) });
+  const l7 = createL7(
+    { states, roles: new RoleBoard(), log: createLogger({ level: "error" }) },
+    options,
+  );
   await l7.start(makeModel(pools, [listener]));
   const port = l7.address("web0")!.port;
   try {
@@ -251,6 +255,39 @@ Deno.test("one client connection carries many requests over one pooled server co
   } finally {
     await b.close();
   }
+});
+
+Deno.test("on Deno's own sockets (no FFI) the switch keeps alive, streams bodies and answers errors alike", async () => {
+  const b = backend(
+    "echo-1",
+    (req) => new Response(req.body, { headers: { "x-served-by": "echo-1" } }),
+  );
+  for (const sockets of ["deno", "epoll"] as const) {
+    b.requests = 0;
+    b.connections.clear();
+    await withSwitch({ html: [b.address], none: [] }, {
+      rules: [{ match: { path_prefix: "/none/" }, pool: "none" }, { pool: "html" }],
+    }, async ({ base, port, l7 }) => {
+      assert.equal((l7.status() as { sockets?: string }).sockets, sockets);
+      const req = "POST /k HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello";
+      const r = await raw(port, req.repeat(3), {
+        until: (t) => t.split("hello").length - 1 === 3,
+      });
+      assert.equal(r.text.split("HTTP/1.1 200").length - 1, 3, `${sockets}: ${r.text}`);
+      assert.equal(b.connections.size, 1, `${sockets}: the server connection was not reused`);
+      const size = 8 << 20;
+      const body = new Uint8Array(size).map((_, i) => i % 251);
+      const echoed = new Uint8Array(
+        await (await fetch(`${base}/up`, { method: "POST", body })).arrayBuffer(),
+      );
+      assert.equal(echoed.length, size);
+      assert.ok(echoed.every((v, i) => v === i % 251), `${sockets}: the body changed on the way`);
+      const none = await fetch(`${base}/none/x`);
+      assert.equal(none.status, 503);
+      assert.match(await none.text(), /no server of pool none is available/);
+    }, { sockets });
+  }
+  await b.close();
 });
 
 Deno.test("forwarded headers are added, hop-by-hop headers removed, backend headers kept", async () => {

@@ -1,0 +1,416 @@
+/**
+ * Nonblocking TCP sockets served by one epoll set, the way nginx and HAProxy run
+ * theirs: reads and writes are plain system calls made on the main thread when a
+ * socket is ready, and a single `epoll_wait` on Deno's blocking thread pool reports
+ * readiness for all of them in the kernel's order. Every ready socket is served once
+ * per batch, so under full load each connection waits about as long as the others
+ * (Deno's own socket ops let a few busy connections starve the rest: p99 2–3× the
+ * median at saturation, bench/l7_speed.ts).
+ *
+ * The API mirrors the subset of `Deno.Listener`/`Deno.Conn` the L7 proxy uses, so a
+ * caller can fall back to Deno's sockets where FFI is not allowed ({@link tcpAvailable}).
+ * Sockets are edge-triggered (`EPOLLET`): a read or write is always tried first, and a
+ * caller waits for the next edge only after `EAGAIN`. The loop runs while a socket is
+ * registered; {@link tcpIdle} resolves once it has stopped (tests wait on it).
+ * @module
+ */
+import { formatIp, ipBytes, ipFamily } from "../config/address.ts";
+import {
+  acceptNow,
+  AF_INET,
+  AF_INET6,
+  bindNow,
+  close,
+  connectNow,
+  EINPROGRESS,
+  EPOLL_CTL_ADD,
+  epollCreate,
+  epollCtlNow,
+  epollWait,
+  epollWaitNow,
+  ffiAvailable,
+  getsocknameNow,
+  listenNow,
+  O_CLOEXEC,
+  O_NONBLOCK,
+  pipeNow,
+  readNow,
+  recvNow,
+  sendNow,
+  setIntOptionNow,
+  SOCK_NONBLOCK,
+  SOCK_STREAM,
+  socketError,
+  socketNow,
+  SOL_SOCKET,
+  strerror,
+  writeNow,
+} from "./libc.ts";
+
+const EINTR = 4;
+const EAGAIN = 11;
+const EPOLLIN = 0x1;
+const EPOLLOUT = 0x4;
+const EPOLLERR = 0x8;
+const EPOLLHUP = 0x10;
+const EPOLLRDHUP = 0x2000;
+const EPOLLET = 0x80000000;
+const READABLE = EPOLLIN | EPOLLERR | EPOLLHUP | EPOLLRDHUP;
+const WRITABLE = EPOLLOUT | EPOLLERR | EPOLLHUP;
+const IPPROTO_TCP = 6;
+const TCP_NODELAY = 1;
+const SO_REUSEADDR = 2;
+const IPPROTO_IPV6 = 41;
+const IPV6_V6ONLY = 26;
+/** Events taken from the kernel per `epoll_wait`. */
+const BATCH = 256;
+/** Longest stretch (ms) the loop takes ready events without yielding to Deno's loop. */
+const YIELD_MS = 2;
+/** Pending connections the kernel queues per listener (Deno and Go use this too). */
+const BACKLOG = 511;
+
+/** Something registered with the loop: told the epoll events of its descriptor. */
+interface Pollable {
+  ready(events: number): void;
+}
+
+/** The one epoll set of the process and the loop that waits on it. */
+class Poller {
+  #ep = -1;
+  #wakeRead = -1;
+  #wakeWrite = -1;
+  #targets = new Map<number, Pollable>();
+  #events = new Uint8Array(BATCH * 12);
+  #view = new DataView(this.#events.buffer);
+  #running: Promise<void> | undefined;
+  #drain = new Uint8Array(64);
+  #wakeByte = new Uint8Array(1);
+
+  /** Watches `fd` for `events` (edge-triggered unless `level`); throws on failure. */
+  add(fd: number, target: Pollable, options: { level?: boolean } = {}): void {
+    if (this.#ep < 0) this.#open();
+    const events = READABLE | WRITABLE | (options.level ? 0 : EPOLLET);
+    const r = epollCtlNow(this.#ep, EPOLL_CTL_ADD, fd, events);
+    if (r < 0) throw new Error(`cannot watch socket ${fd}: ${strerror(-r)}`);
+    this.#targets.set(fd, target);
+    this.#running ??= this.#run();
+  }
+
+  /** Forgets `fd` (call before closing it; closing removes it from the set). */
+  remove(fd: number): void {
+    if (!this.#targets.delete(fd)) return;
+    if (this.#targets.size === 0) writeNow(this.#wakeWrite, this.#wakeByte);
+  }
+
+  /** Resolves when the loop has stopped (nothing registered). */
+  idle(): Promise<void> {
+    return this.#running ?? Promise.resolve();
+  }
+
+  #open(): void {
+    this.#ep = epollCreate();
+    const [r, w] = pipeNow(O_NONBLOCK | O_CLOEXEC);
+    if (r < 0) throw new Error(`cannot open the epoll wake pipe: ${strerror(-r)}`);
+    this.#wakeRead = r;
+    this.#wakeWrite = w;
+    const added = epollCtlNow(this.#ep, EPOLL_CTL_ADD, r, EPOLLIN);
+    if (added < 0) throw new Error(`cannot watch the epoll wake pipe: ${strerror(-added)}`);
+  }
+
+  async #run(): Promise<void> {
+    try {
+      let yielded = performance.now();
+      while (this.#targets.size > 0) {
+        // Busy: take what is ready on this thread and let the batch run (microtasks)
+        // before looking again; every few ms (or when nothing is ready) wait through
+        // Deno's event loop so timers and other I/O get their turn.
+        const now = performance.now();
+        if (now - yielded < YIELD_MS) {
+          const ready = epollWaitNow(this.#ep, this.#events);
+          if (ready > 0) {
+            this.#dispatch(ready);
+            await undefined;
+            continue;
+          }
+        }
+        yielded = now;
+        this.#dispatch(await epollWait(this.#ep, this.#events, -1));
+      }
+    } finally {
+      this.#running = undefined;
+    }
+  }
+
+  #dispatch(n: number): void {
+    const view = this.#view;
+    for (let i = 0; i < n; i++) {
+      const fd = view.getInt32(i * 12 + 4, true);
+      if (fd === this.#wakeRead) {
+        while (readNow(fd, this.#drain) > 0) { /* drained */ }
+        continue;
+      }
+      const target = this.#targets.get(fd);
+      if (target === undefined) continue; // closed while the batch was out
+      try {
+        target.ready(view.getUint32(i * 12, true));
+      } catch {
+        // one socket's failure must not stop the others
+      }
+    }
+  }
+}
+
+const poller = new Poller();
+
+/** True when the sockets of this module can be used (FFI allowed, Linux libc). */
+export function tcpAvailable(): boolean {
+  return ffiAvailable();
+}
+
+/** Resolves once no socket of this module is open and its loop has stopped. */
+export function tcpIdle(): Promise<void> {
+  return poller.idle();
+}
+
+/** Address of a socket, shaped like `Deno.NetAddr`. */
+export interface TcpAddr {
+  readonly transport: "tcp";
+  readonly hostname: string;
+  readonly port: number;
+}
+
+function sockaddr(hostname: string, port: number): Uint8Array<ArrayBuffer> {
+  const family = ipFamily(hostname);
+  if (family === undefined) {
+    throw new Error(`"${hostname}" is not an IP address; sys/tcp sockets take IP literals`);
+  }
+  const ip = ipBytes(hostname);
+  const out = new Uint8Array(family === 4 ? 16 : 28);
+  const view = new DataView(out.buffer);
+  view.setUint16(0, family === 4 ? AF_INET : AF_INET6, true);
+  view.setUint16(2, port);
+  out.set(ip, family === 4 ? 4 : 8);
+  return out;
+}
+
+function addrOf(raw: Uint8Array): TcpAddr {
+  const view = new DataView(raw.buffer, raw.byteOffset, raw.byteLength);
+  const family = view.getUint16(0, true);
+  const port = view.getUint16(2);
+  const hostname = family === AF_INET6
+    ? formatIp(raw.subarray(8, 24))
+    : formatIp(raw.subarray(4, 8));
+  return { transport: "tcp", hostname, port };
+}
+
+function failure(call: string, errno: number): Error {
+  return new Error(`${call}: ${strerror(errno)} (os error ${errno})`);
+}
+
+/** A connected nonblocking TCP socket with `Deno.Conn`-like `read`/`write`/`close`. */
+export class TcpConn implements Pollable {
+  #fd: number;
+  #readWaiter: (() => void) | undefined;
+  #writeWaiter: (() => void) | undefined;
+  /** The peer's address. */
+  readonly remoteAddr: TcpAddr;
+
+  /** Wraps a connected nonblocking socket (owned from now on) and registers it. */
+  constructor(fd: number, remoteAddr: TcpAddr) {
+    this.#fd = fd;
+    this.remoteAddr = remoteAddr;
+    poller.add(fd, this);
+  }
+
+  /** The descriptor (-1 once closed). */
+  get fd(): number {
+    return this.#fd;
+  }
+
+  /** Called by the loop with the socket's epoll events. */
+  ready(events: number): void {
+    if (events & READABLE && this.#readWaiter) {
+      const wake = this.#readWaiter;
+      this.#readWaiter = undefined;
+      wake();
+    }
+    if (events & WRITABLE && this.#writeWaiter) {
+      const wake = this.#writeWaiter;
+      this.#writeWaiter = undefined;
+      wake();
+    }
+  }
+
+  /**
+   * Reads into `p`: the byte count, `null` at end of stream. Throws when the
+   * connection fails or is closed locally meanwhile.
+   */
+  async read(p: Uint8Array): Promise<number | null> {
+    while (true) {
+      if (this.#fd < 0) throw new Error("the connection was closed");
+      const n = recvNow(this.#fd, p as Uint8Array<ArrayBuffer>);
+      if (n > 0) return n;
+      if (n === 0) return p.byteLength === 0 ? 0 : null;
+      if (n === -EAGAIN) {
+        await new Promise<void>((resolve) => this.#readWaiter = resolve);
+      } else if (n !== -EINTR) throw failure("read", -n);
+    }
+  }
+
+  /** Writes some of `p` once the socket can take it: the byte count written. */
+  async write(p: Uint8Array): Promise<number> {
+    while (true) {
+      if (this.#fd < 0) throw new Error("the connection was closed");
+      const n = sendNow(this.#fd, p as Uint8Array<ArrayBuffer>);
+      if (n >= 0) return n;
+      if (n === -EAGAIN) {
+        await new Promise<void>((resolve) => this.#writeWaiter = resolve);
+      } else if (n !== -EINTR) throw failure("write", -n);
+    }
+  }
+
+  /** Sets or clears `TCP_NODELAY`. */
+  setNoDelay(on = true): void {
+    if (this.#fd >= 0) setIntOptionNow(this.#fd, IPPROTO_TCP, TCP_NODELAY, on ? 1 : 0);
+  }
+
+  /** Closes the socket; a read or write waiting on it throws. */
+  close(): void {
+    const fd = this.#fd;
+    if (fd < 0) return;
+    this.#fd = -1;
+    poller.remove(fd);
+    close(fd);
+    this.ready(READABLE | WRITABLE);
+  }
+
+  /** Connect completion: waits until writable, then reads `SO_ERROR`. */
+  async connected(): Promise<number> {
+    while (this.#fd >= 0) {
+      const err = socketError(this.#fd);
+      if (err !== 0) return err;
+      // writable with no error: connected; a zero-length send tells in-progress apart
+      const n = sendNow(this.#fd, EMPTY);
+      if (n >= 0) return 0;
+      if (-n !== EAGAIN) return -n;
+      await new Promise<void>((resolve) => this.#writeWaiter = resolve);
+    }
+    return 9; // EBADF: closed while connecting
+  }
+}
+
+const EMPTY = new Uint8Array(0);
+
+/** A listening TCP socket with a `Deno.Listener`-like `accept`. */
+export class TcpListener implements Pollable {
+  #fd: number;
+  #waiter: (() => void) | undefined;
+  #addr = new Uint8Array(28);
+  #addrLen = new Uint8Array(4);
+  #lenView = new DataView(this.#addrLen.buffer);
+  /** The bound address. */
+  readonly addr: TcpAddr;
+
+  constructor(fd: number, addr: TcpAddr) {
+    this.#fd = fd;
+    this.addr = addr;
+    poller.add(fd, this, { level: true });
+  }
+
+  /** Called by the loop with the socket's epoll events. */
+  ready(): void {
+    const wake = this.#waiter;
+    this.#waiter = undefined;
+    wake?.();
+  }
+
+  /** The next connection (nonblocking, `TCP_NODELAY` set); throws once closed. */
+  async accept(): Promise<TcpConn> {
+    while (true) {
+      if (this.#fd < 0) throw new Error("the listener was closed");
+      this.#lenView.setUint32(0, this.#addr.byteLength, true);
+      const fd = acceptNow(this.#fd, this.#addr, this.#addrLen);
+      if (fd >= 0) {
+        setIntOptionNow(fd, IPPROTO_TCP, TCP_NODELAY, 1);
+        return new TcpConn(fd, addrOf(this.#addr));
+      }
+      if (fd === -EAGAIN) {
+        await new Promise<void>((resolve) => this.#waiter = resolve);
+      } else if (fd !== -EINTR) throw failure("accept", -fd);
+    }
+  }
+
+  /** Stops listening; a waiting `accept` throws. */
+  close(): void {
+    const fd = this.#fd;
+    if (fd < 0) return;
+    this.#fd = -1;
+    poller.remove(fd);
+    close(fd);
+    this.ready();
+  }
+}
+
+/**
+ * Listens on `hostname:port` (an IP literal; port 0 picks one). Throws with the
+ * system's reason (e.g. "Address already in use") when it cannot.
+ */
+export function listenTcp(where: { hostname: string; port: number }): TcpListener {
+  const sa = sockaddr(where.hostname, where.port);
+  const family = sa.byteLength === 16 ? AF_INET : AF_INET6;
+  const fd = socketNow(family, SOCK_STREAM | SOCK_NONBLOCK);
+  if (fd < 0) throw failure("socket", -fd);
+  try {
+    setIntOptionNow(fd, SOL_SOCKET, SO_REUSEADDR, 1);
+    if (family === AF_INET6) setIntOptionNow(fd, IPPROTO_IPV6, IPV6_V6ONLY, 1);
+    let r = bindNow(fd, sa);
+    if (r < 0) throw failure("bind", -r);
+    r = listenNow(fd, BACKLOG);
+    if (r < 0) throw failure("listen", -r);
+    const local = new Uint8Array(28);
+    const len = new Uint8Array(4);
+    new DataView(len.buffer).setUint32(0, 28, true);
+    r = getsocknameNow(fd, local, len);
+    if (r < 0) throw failure("getsockname", -r);
+    return new TcpListener(fd, addrOf(local));
+  } catch (err) {
+    close(fd);
+    throw err;
+  }
+}
+
+/**
+ * Connects to `hostname:port` (an IP literal) with `TCP_NODELAY`, failing after
+ * `timeout` ms with "no answer within N ms" (the socket is closed then).
+ */
+export async function connectTcp(
+  where: { hostname: string; port: number },
+  options: { timeout: number },
+): Promise<TcpConn> {
+  const sa = sockaddr(where.hostname, where.port);
+  const fd = socketNow(sa.byteLength === 16 ? AF_INET : AF_INET6, SOCK_STREAM | SOCK_NONBLOCK);
+  if (fd < 0) throw failure("socket", -fd);
+  setIntOptionNow(fd, IPPROTO_TCP, TCP_NODELAY, 1);
+  const started = connectNow(fd, sa);
+  if (started !== 0 && started !== EINPROGRESS) {
+    close(fd);
+    throw failure("connect", started);
+  }
+  const conn = new TcpConn(fd, { transport: "tcp", hostname: where.hostname, port: where.port });
+  let timedOut = false;
+  const timer = setTimeout(() => {
+    timedOut = true;
+    conn.close();
+  }, options.timeout);
+  try {
+    const err = started === 0 ? 0 : await conn.connected();
+    if (timedOut) throw new Error(`no answer within ${options.timeout} ms`);
+    if (err !== 0) {
+      conn.close();
+      throw failure("connect", err);
+    }
+    return conn;
+  } finally {
+    clearTimeout(timer);
+  }
+}
