@@ -5,12 +5,28 @@
  * @module
  */
 
-/** Anything with `read` and `write` like a Deno.Conn. */
+/**
+ * Anything with `read` and `write` like a Deno.Conn. Sockets that can also try a read
+ * or write without waiting (sys/tcp.ts) offer `tryRead`/`tryWrite` and the readiness
+ * waits: the helpers here then skip a promise per call when the bytes move at once.
+ */
 export interface ByteConn {
   read(p: Uint8Array): Promise<number | null>;
   write(p: Uint8Array): Promise<number>;
   close(): void;
+  /** Reads what is there now: bytes, 0 at end of stream, -1 when nothing is there yet. */
+  tryRead?(p: Uint8Array): number;
+  /** Writes what fits now: bytes (0 when full). */
+  tryWrite?(p: Uint8Array): number;
+  /** Resolves at the next readiness to read. */
+  whenReadable?(): Promise<void>;
+  /** Resolves at the next readiness to write. */
+  whenWritable?(): Promise<void>;
 }
+
+const TRUE: Promise<boolean> = Promise.resolve(true);
+const FALSE: Promise<boolean> = Promise.resolve(false);
+const DONE: Promise<void> = Promise.resolve();
 
 /**
  * A read buffer over a connection; bytes in `[start, end)` are unread. Reads land
@@ -66,9 +82,36 @@ export class Reader {
 
   /**
    * Reads more bytes, growing the buffer up to `max` bytes of unread data. Returns
-   * false at end of stream; throws when the connection fails.
+   * false at end of stream; throws when the connection fails. Bytes already waiting
+   * in the socket are taken at once (the promise is settled already).
    */
-  async fill(max = this.buf.length - this.headroom): Promise<boolean> {
+  fill(max = this.buf.length - this.headroom): Promise<boolean> {
+    if (!this.#makeRoom(max)) return TRUE;
+    const conn = this.conn;
+    if (conn.tryRead === undefined) return this.#fillAsync();
+    const n = conn.tryRead(this.end === 0 ? this.buf : this.buf.subarray(this.end));
+    if (n < 0) return this.#fillLater(max);
+    if (n === 0) return FALSE;
+    this.end += n;
+    this.total += n;
+    return TRUE;
+  }
+
+  async #fillLater(max: number): Promise<boolean> {
+    await this.conn.whenReadable!();
+    return await this.fill(max);
+  }
+
+  async #fillAsync(): Promise<boolean> {
+    const n = await this.conn.read(this.end === 0 ? this.buf : this.buf.subarray(this.end));
+    if (n === null) return false;
+    this.end += n;
+    this.total += n;
+    return true;
+  }
+
+  /** Makes room after the unread bytes; false when the buffer is full at `max`. */
+  #makeRoom(max: number): boolean {
     if (this.end === this.buf.length) {
       const room = this.headroom;
       if (this.start > room) {
@@ -80,20 +123,31 @@ export class Reader {
         bigger.set(this.buf.subarray(room, this.end), room);
         this.buf = bigger;
       } else {
-        return true;
+        return false;
       }
     }
-    const n = await this.conn.read(this.end === 0 ? this.buf : this.buf.subarray(this.end));
-    if (n === null) return false;
-    this.end += n;
-    this.total += n;
     return true;
   }
 }
 
-/** Writes all of `data`, looping over short writes. */
-export async function writeAll(conn: ByteConn, data: Uint8Array): Promise<void> {
-  let off = 0;
+/**
+ * Writes all of `data`, looping over short writes. When the socket takes it all at
+ * once (the usual case) the returned promise is settled already.
+ */
+export function writeAll(conn: ByteConn, data: Uint8Array): Promise<void> {
+  if (conn.tryWrite === undefined) return writeAllAsync(conn, data, 0);
+  const n = conn.tryWrite(data);
+  return n === data.length ? DONE : writeAllLater(conn, data, n);
+}
+
+async function writeAllLater(conn: ByteConn, data: Uint8Array, off: number): Promise<void> {
+  while (off < data.length) {
+    await conn.whenWritable!();
+    off += conn.tryWrite!(data.subarray(off));
+  }
+}
+
+async function writeAllAsync(conn: ByteConn, data: Uint8Array, off: number): Promise<void> {
   while (off < data.length) off += await conn.write(off === 0 ? data : data.subarray(off));
 }
 

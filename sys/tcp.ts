@@ -242,30 +242,63 @@ export class TcpConn implements Pollable {
   }
 
   /**
+   * Reads what is there now into `p`: the byte count, 0 at end of stream (for a
+   * non-empty `p`), -1 when nothing is there yet ({@link whenReadable} waits). Throws
+   * when the connection failed or was closed here.
+   */
+  tryRead(p: Uint8Array): number {
+    while (true) {
+      if (this.#fd < 0) throw new Error("the connection was closed");
+      const n = recvNow(this.#fd, p as Uint8Array<ArrayBuffer>);
+      if (n >= 0) return n;
+      if (n === -EAGAIN) return -1;
+      if (n !== -EINTR) throw failure("read", -n);
+    }
+  }
+
+  /**
+   * Writes what the socket takes now: the byte count (0 when its buffer is full;
+   * {@link whenWritable} waits). Throws when the connection failed or was closed here.
+   */
+  tryWrite(p: Uint8Array): number {
+    while (true) {
+      if (this.#fd < 0) throw new Error("the connection was closed");
+      const n = sendNow(this.#fd, p as Uint8Array<ArrayBuffer>);
+      if (n >= 0) return n;
+      if (n === -EAGAIN) return 0;
+      if (n !== -EINTR) throw failure("write", -n);
+    }
+  }
+
+  /** Resolves at the next readiness to read (or error, or local close). */
+  whenReadable(): Promise<void> {
+    return new Promise<void>((resolve) => this.#readWaiter = resolve);
+  }
+
+  /** Resolves at the next readiness to write (or error, or local close). */
+  whenWritable(): Promise<void> {
+    return new Promise<void>((resolve) => this.#writeWaiter = resolve);
+  }
+
+  /**
    * Reads into `p`: the byte count, `null` at end of stream. Throws when the
    * connection fails or is closed locally meanwhile.
    */
   async read(p: Uint8Array): Promise<number | null> {
     while (true) {
-      if (this.#fd < 0) throw new Error("the connection was closed");
-      const n = recvNow(this.#fd, p as Uint8Array<ArrayBuffer>);
+      const n = this.tryRead(p);
       if (n > 0) return n;
       if (n === 0) return p.byteLength === 0 ? 0 : null;
-      if (n === -EAGAIN) {
-        await new Promise<void>((resolve) => this.#readWaiter = resolve);
-      } else if (n !== -EINTR) throw failure("read", -n);
+      await this.whenReadable();
     }
   }
 
   /** Writes some of `p` once the socket can take it: the byte count written. */
   async write(p: Uint8Array): Promise<number> {
     while (true) {
-      if (this.#fd < 0) throw new Error("the connection was closed");
-      const n = sendNow(this.#fd, p as Uint8Array<ArrayBuffer>);
-      if (n >= 0) return n;
-      if (n === -EAGAIN) {
-        await new Promise<void>((resolve) => this.#writeWaiter = resolve);
-      } else if (n !== -EINTR) throw failure("write", -n);
+      const n = this.tryWrite(p);
+      if (n > 0 || p.byteLength === 0) return n;
+      await this.whenWritable();
     }
   }
 
@@ -293,7 +326,7 @@ export class TcpConn implements Pollable {
       const n = sendNow(this.#fd, EMPTY);
       if (n >= 0) return 0;
       if (-n !== EAGAIN) return -n;
-      await new Promise<void>((resolve) => this.#writeWaiter = resolve);
+      await this.whenWritable();
     }
     return 9; // EBADF: closed while connecting
   }
