@@ -29,7 +29,7 @@ import {
   type SocketKind,
   Upstreams,
 } from "./proxy.ts";
-import { tcpIdle } from "../sys/tcp.ts";
+import { splicedBytes, tcpIdle } from "../sys/tcp.ts";
 import { compileRules } from "./rules.ts";
 
 export type { ExplainQuery, Explanation } from "./explain.ts";
@@ -217,6 +217,8 @@ export function createL7(deps: SubsystemDeps, options: { sockets?: SocketKind } 
           ring_points: p.ring.positions.length,
         })),
         sockets,
+        // response bodies moved socket to socket in the kernel (every listener)
+        spliced_bytes: splicedBytes(),
         idle_server_connections: shared.upstreams.idle,
         server_connections_opened: shared.upstreams.opened,
       };

@@ -27,7 +27,14 @@ import {
   valueAt,
   writeHead,
 } from "./codec.ts";
-import { connectTcp, listenTcp, tcpAvailable } from "../sys/tcp.ts";
+import {
+  connectTcp,
+  listenTcp,
+  SpliceError,
+  spliceExactly,
+  tcpAvailable,
+  TcpConn,
+} from "../sys/tcp.ts";
 import { type ByteConn, type Deadlines, Reader, type Timed, writeAll } from "./io.ts";
 import type { L7Metrics } from "./metrics.ts";
 import type { PoolRuntime, ServerRuntime } from "./pool.ts";
@@ -1145,6 +1152,9 @@ async function copyResponse(
       if (!src.available) {
         if (pending) await toClient(to, pending);
         pending = undefined;
+        if (left >= SPLICE_MIN && src.conn instanceof TcpConn && to instanceof TcpConn) {
+          return await spliceBody(src.conn, to, { length: left, onData });
+        }
         const more = await src.fill();
         onData();
         if (!more) throw new Error(`server closed with ${left} bytes of the body missing`);
@@ -1190,6 +1200,29 @@ async function copyResponse(
     const more = await src.fill();
     onData();
     if (!more) return;
+  }
+}
+
+/**
+ * The rest of a response body moves socket to socket in the kernel (splice) when at
+ * least this much is still to come and both ends are sys/tcp.ts sockets: no copy
+ * through JavaScript (HAProxy's `option splice-response`).
+ */
+const SPLICE_MIN = 16 * 1024;
+
+/** Splices the rest of a body; failures read like those of the copying path. */
+async function spliceBody(
+  from: TcpConn,
+  to: TcpConn,
+  o: { length: number; onData: () => void },
+): Promise<void> {
+  try {
+    await spliceExactly(from, to, { length: o.length, onProgress: o.onData });
+  } catch (err) {
+    if (err instanceof SpliceError && err.side === "destination") {
+      throw new ClientGone(err.message);
+    }
+    throw new Error(`server ${(err as Error).message} of the body`);
   }
 }
 

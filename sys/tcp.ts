@@ -43,6 +43,9 @@ import {
   socketError,
   socketNow,
   SOL_SOCKET,
+  SPLICE_F_MOVE,
+  SPLICE_F_NONBLOCK,
+  spliceNow,
   strerror,
   writeNow,
 } from "./libc.ts";
@@ -445,5 +448,94 @@ export async function connectTcp(
     return conn;
   } finally {
     clearTimeout(timer);
+  }
+}
+
+// ---------------------------------------------------------------- splice between two sockets
+
+/** Bytes a splice pipe holds (the kernel's default pipe size). */
+const PIPE_BYTES = 65536;
+/** Empty pipes kept for the next splice. */
+const PIPES_KEPT = 64;
+const pipes: [number, number][] = [];
+const SPLICE_FLAGS = SPLICE_F_MOVE | SPLICE_F_NONBLOCK;
+let spliced = 0;
+
+/** Bytes moved by {@link spliceExactly} in this process so far. */
+export function splicedBytes(): number {
+  return spliced;
+}
+
+/** Which side of a splice failed. */
+export class SpliceError extends Error {
+  /** `source`: the socket read from (ended early or failed); `destination`: written to. */
+  readonly side: "source" | "destination";
+  /** A failure of `side`, with the system's reason. */
+  constructor(side: "source" | "destination", message: string) {
+    super(message);
+    this.name = "SpliceError";
+    this.side = side;
+  }
+}
+
+/**
+ * Moves exactly `length` bytes from `src` to `dst` inside the kernel (socket → pipe →
+ * socket, never copied to JavaScript), waiting for each side as needed. Throws
+ * {@link SpliceError} naming the side when `src` ends early or either side fails.
+ * `options.onProgress` runs after each chunk read (to push back an idle timeout).
+ */
+export async function spliceExactly(
+  src: TcpConn,
+  dst: TcpConn,
+  options: { length: number; onProgress?: () => void },
+): Promise<void> {
+  let pipe = pipes.pop();
+  if (!pipe) {
+    const [r, w] = pipeNow(O_NONBLOCK | O_CLOEXEC);
+    if (r < 0) throw new SpliceError("destination", `cannot open a pipe: ${strerror(-r)}`);
+    pipe = [r, w];
+  }
+  let left = options.length;
+  let inPipe = 0;
+  try {
+    while (left > 0 || inPipe > 0) {
+      let moved = false;
+      if (left > 0 && inPipe < PIPE_BYTES) {
+        if (src.fd < 0) throw new SpliceError("source", "the connection was closed");
+        const n = spliceNow(src.fd, pipe[1], Math.min(left, PIPE_BYTES - inPipe), SPLICE_FLAGS);
+        if (n > 0) {
+          left -= n;
+          inPipe += n;
+          moved = true;
+          options.onProgress?.();
+        } else if (n === 0) {
+          throw new SpliceError("source", `closed with ${left} bytes still to come`);
+        } else if (n !== -EAGAIN && n !== -EINTR) {
+          throw new SpliceError("source", `${strerror(-n)} (os error ${-n})`);
+        }
+      }
+      if (inPipe > 0) {
+        if (dst.fd < 0) throw new SpliceError("destination", "the connection was closed");
+        const n = spliceNow(pipe[0], dst.fd, inPipe, SPLICE_FLAGS);
+        if (n > 0) {
+          inPipe -= n;
+          spliced += n;
+          moved = true;
+        } else if (n !== -EAGAIN && n !== -EINTR) {
+          throw new SpliceError("destination", `${strerror(-n)} (os error ${-n})`);
+        }
+      }
+      // neither side could move: wait for the one that blocks (the pipe drains first)
+      if (!moved) await (inPipe > 0 ? dst.whenWritable() : src.whenReadable());
+    }
+  } catch (err) {
+    close(pipe[0]);
+    close(pipe[1]);
+    throw err;
+  }
+  if (pipes.length < PIPES_KEPT) pipes.push(pipe);
+  else {
+    close(pipe[0]);
+    close(pipe[1]);
   }
 }

@@ -609,6 +609,16 @@ Deno.test("servers that reset, hang, send garbage or a short body end in a clear
       await conn.read(new Uint8Array(4096));
       await conn.write(te.encode("HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nonly ten b"));
     },
+    // long enough to be spliced: 1 MiB announced, 300 KiB sent
+    bigshort: async (conn) => {
+      await conn.read(new Uint8Array(4096));
+      await conn.write(te.encode("HTTP/1.1 200 OK\r\nContent-Length: 1048576\r\n\r\n"));
+      const part = new Uint8Array(100 * 1024).fill(120);
+      for (let i = 0; i < 3; i++) {
+        await conn.write(part);
+        await new Promise((r) => setTimeout(r, 10));
+      }
+    },
   };
   const servers = Object.fromEntries(
     Object.entries(behaviours).map(([k, fn]) => [k, rawBackend(fn)]),
@@ -632,6 +642,11 @@ Deno.test("servers that reset, hang, send garbage or a short body end in a clear
       assert.match(short.text, /^HTTP\/1\.1 200 [\s\S]*\r\n\r\nonly ten b$/);
       assert.equal(short.closed, true, "a short body must end in a closed connection");
       assert.equal(l7.counters.rejected("web0", "short_response"), 1);
+      const shortBig = await ask("/bigshort");
+      assert.match(shortBig.text, /^HTTP\/1\.1 200 [\s\S]*content-length: 1048576\r\n/i);
+      assert.equal(shortBig.text.split("\r\n\r\n")[1].length, 300 * 1024);
+      assert.equal(shortBig.closed, true, "a short spliced body must end in a closed connection");
+      assert.equal(l7.counters.rejected("web0", "short_response"), 2);
       // and the switch still serves
       assert.match((await ask("/reset")).text, /^HTTP\/1\.1 502 /);
     });
@@ -806,6 +821,30 @@ Deno.test("a TLS listener terminates TLS and tells the server the request came o
   } finally {
     await b.close();
     await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("a large response body moves socket to socket in the kernel, every byte in order", async () => {
+  const size = 8 << 20;
+  const big = new Uint8Array(size).map((_, i) => (i * 31 + (i >> 16)) & 0xff);
+  const b = backend("big", () => new Response(big, { headers: { "x-served-by": "big-1" } }));
+  try {
+    await withSwitch({ html: [b.address] }, { rules: [{ pool: "html" }] }, async ({ base, l7 }) => {
+      const spliced = () => l7.status().spliced_bytes as number;
+      const before = spliced();
+      for (let round = 0; round < 2; round++) { // the second reuses the kept pipe
+        const r = await fetch(`${base}/big`);
+        assert.equal(r.headers.get("content-length"), String(size));
+        assert.equal(r.headers.get("x-served-by"), "big-1");
+        const got = new Uint8Array(await r.arrayBuffer());
+        assert.equal(got.length, size);
+        assert.ok(got.every((v, i) => v === big[i]), "the body changed on the way");
+      }
+      // all but what came with the response head went through the kernel
+      assert.ok(spliced() - before > 2 * (size - 65536), `only ${spliced() - before} spliced`);
+    });
+  } finally {
+    await b.close();
   }
 });
 
