@@ -67,8 +67,8 @@ const IPPROTO_IPV6 = 41;
 const IPV6_V6ONLY = 26;
 /** Events taken from the kernel per `epoll_wait`. */
 const BATCH = 256;
-/** Longest stretch (ms) the loop takes ready events without yielding to Deno's loop. */
-const YIELD_MS = 2;
+/** Batches the loop takes on its own thread before it yields to Deno's event loop. */
+const STREAK = 16;
 /** Pending connections the kernel queues per listener (Deno and Go use this too). */
 const BACKLOG = 511;
 
@@ -122,21 +122,22 @@ class Poller {
 
   async #run(): Promise<void> {
     try {
-      let yielded = performance.now();
+      let streak = 0;
       while (this.#targets.size > 0) {
-        // Busy: take what is ready on this thread and let the batch run (microtasks)
-        // before looking again; every few ms (or when nothing is ready) wait through
-        // Deno's event loop so timers and other I/O get their turn.
-        const now = performance.now();
-        if (now - yielded < YIELD_MS) {
+        // Busy: take what is ready on this thread and let the batch run (its
+        // microtasks) before looking again; after a streak of batches, or when
+        // nothing is ready, wait through Deno's event loop so that timers and other
+        // I/O get their turn.
+        if (streak < STREAK) {
           const ready = epollWaitNow(this.#ep, this.#events);
           if (ready > 0) {
+            streak++;
             this.#dispatch(ready);
             await undefined;
             continue;
           }
         }
-        yielded = now;
+        streak = 0;
         this.#dispatch(await epollWait(this.#ep, this.#events, -1));
       }
     } finally {
