@@ -119,9 +119,39 @@ const REASONS: Record<number, string> = {
   505: "HTTP Version Not Supported",
 };
 
+/**
+ * The answer timeout of a server connection, made once per connection: an exchange
+ * arms it, pushes it back as bytes arrive (`refresh`) and disarms it; firing closes
+ * the connection.
+ */
+class ServerTimer implements Timed {
+  deadline = 0;
+  slot = -1;
+  fired = false;
+  /** The timeout (ms) `refresh` applies. */
+  ms = 0;
+  readonly #conn: NetConn;
+
+  constructor(conn: NetConn) {
+    this.#conn = conn;
+  }
+
+  /** Sets the deadline `ms` from now. */
+  refresh(): void {
+    this.deadline = Date.now() + this.ms;
+  }
+
+  fire(): void {
+    this.fired = true;
+    closeQuietly(this.#conn);
+  }
+}
+
 /** A connection to a server with its read buffer. */
 export interface Upstream {
   readonly conn: NetConn;
+  /** Its answer timeout (see {@link ServerTimer}). */
+  readonly timer: ServerTimer;
   readonly reader: Reader;
   readonly address: string;
   /** Requests this connection has carried. */
@@ -206,7 +236,7 @@ export class Upstreams {
     this.opened++;
     // no room of its own: each exchange lends it a read buffer
     const reader = new Reader(conn, 0, { headroom: UPSTREAM_HEADROOM });
-    return { conn, reader, address: server.address, uses: 0 };
+    return { conn, reader, address: server.address, uses: 0, timer: new ServerTimer(conn) };
   }
 
   /** Idle connections held now. */
@@ -289,6 +319,7 @@ export function errorResponse(
 }
 
 const NO_TOKENS: readonly string[] = [];
+const NO_LABELS: readonly string[] = [];
 
 /** Tokens of every Connection header, lowercased. */
 function connectionTokens(head: Head): readonly string[] {
@@ -545,6 +576,12 @@ export class ProxyListener {
     }
   }
 
+  /** Counts a response to a routed request (`o`: its labels and start time). */
+  #record(o: { labels: string[]; startedAt: number }, status: number): void {
+    const labels = o.labels;
+    this.#count(status, labels[0], labels[1], labels[2], (performance.now() - o.startedAt) / 1000);
+  }
+
   #count(status: number, rule = "-", pool = "-", server = "-", seconds = 0): void {
     this.#shared.metrics.request({ listener: this.name, rule, pool, server, status, seconds });
   }
@@ -556,6 +593,29 @@ export class ProxyListener {
     } catch {
       this.#close(c);
     }
+  }
+
+  /**
+   * Answers a request with an error and counts it; returns whether the connection may
+   * carry another request (`keepable`: no body was left unread and the client keeps).
+   */
+  async #fail(
+    c: Client,
+    req: { startedAt: number; keepable: boolean },
+    status: number,
+    why: string,
+    labels: readonly string[] = NO_LABELS,
+  ): Promise<boolean> {
+    this.#count(
+      status,
+      labels[0],
+      labels[1],
+      labels[2],
+      (performance.now() - req.startedAt) / 1000,
+    );
+    const close = !req.keepable || this.#draining || status === 400 || status === 501;
+    await this.#answer(c, status, why, close);
+    return !close;
   }
 
   /** Proxies one request; returns whether the client connection may carry another. */
@@ -576,20 +636,20 @@ export class ProxyListener {
     const tokens = connectionTokens(head);
     // HTTP/1.0 clients get one response per connection (no keep-alive dialect)
     const clientKeep = head.version === "HTTP/1.1" && !tokens.includes("close");
-    const fail = async (status: number, why: string, labels: string[] = []): Promise<boolean> => {
-      this.#count(status, labels[0], labels[1], labels[2], (performance.now() - startedAt) / 1000);
-      const close = hasBody || !clientKeep || this.#draining || status === 400 || status === 501;
-      await this.#answer(c, status, why, close);
-      return !close;
-    };
+    const keepable = !hasBody && clientKeep;
     if (head.method === "CONNECT") {
       this.#shared.metrics.reject(this.name, "malformed");
-      return await fail(501, "CONNECT is not supported by an HTTP listener");
+      return await this.#fail(
+        c,
+        { startedAt, keepable },
+        501,
+        "CONNECT is not supported by an HTTP listener",
+      );
     }
     const target = parseTarget(head.target);
     if (!target) {
       this.#shared.metrics.reject(this.name, "malformed");
-      return await fail(400, "invalid request target");
+      return await this.#fail(c, { startedAt, keepable }, 400, "invalid request target");
     }
     let hosts = 0;
     const count = headerCount(head);
@@ -598,7 +658,9 @@ export class ProxyListener {
     }
     if (hosts > 1 || (hosts === 0 && head.version === "HTTP/1.1")) {
       this.#shared.metrics.reject(this.name, "malformed");
-      return await fail(
+      return await this.#fail(
+        c,
+        { startedAt, keepable },
         400,
         hosts ? "more than one Host header" : "an HTTP/1.1 request needs a Host header",
       );
@@ -614,7 +676,7 @@ export class ProxyListener {
       const why = await this.#precheckChunked(c, expect);
       if (why !== undefined) {
         this.#shared.metrics.reject(this.name, "smuggling");
-        return await fail(400, `bad request body: ${why}`);
+        return await this.#fail(c, { startedAt, keepable }, 400, `bad request body: ${why}`);
       }
       if (c.closed) return false;
     }
@@ -625,18 +687,35 @@ export class ProxyListener {
     let lastStatus = 503;
     for (let attempt = 0; attempt <= retries; attempt++) {
       const d = decide(view, state, { source: c.ip, exclude });
-      if (!d.rule) return await fail(404, `no rule of listener ${cfg.name} matches ${target.path}`);
+      if (!d.rule) {
+        return await this.#fail(
+          c,
+          { startedAt, keepable },
+          404,
+          `no rule of listener ${cfg.name} matches ${target.path}`,
+        );
+      }
       const labels = [String(d.rule.index), d.rule.pool];
-      if (!d.pool) return await fail(503, `pool ${d.rule.pool} does not exist`, labels);
+      if (!d.pool) {
+        return await this.#fail(
+          c,
+          { startedAt, keepable },
+          503,
+          `pool ${d.rule.pool} does not exist`,
+          labels,
+        );
+      }
       if (!d.pick) {
         if (attempt === 0) {
-          return await fail(
+          return await this.#fail(
+            c,
+            { startedAt, keepable },
             503,
             `no server of pool ${d.pool.name} is available (all down, draining, disabled or at max_conns)`,
             labels,
           );
         }
-        return await fail(lastStatus, lastError, labels);
+        return await this.#fail(c, { startedAt, keepable }, lastStatus, lastError, labels);
       }
       const pool = d.pool;
       const server = d.pick.server;
@@ -677,7 +756,7 @@ export class ProxyListener {
         this.#shared.metrics.inflight(this.name, -1);
       }
     }
-    return await fail(lastStatus, lastError);
+    return await this.#fail(c, { startedAt, keepable }, lastStatus, lastError);
   }
 
   /**
@@ -828,14 +907,6 @@ export class ProxyListener {
     const server = o.server;
     const hasBody = o.framing.kind !== "none";
     const outHead = o.outHead;
-    const record = (status: number) =>
-      this.#count(
-        status,
-        o.labels[0],
-        o.labels[1],
-        o.labels[2],
-        (performance.now() - o.startedAt) / 1000,
-      );
 
     // A pooled connection may have been closed by the server meanwhile: a request
     // without a body is replayed once on a fresh connection when that happens.
@@ -857,14 +928,14 @@ export class ProxyListener {
           };
         }
       }
-      const result = await this.#roundTrip(c, head, up, outHead, o, fresh, record);
+      const result = await this.#roundTrip(c, head, up, outHead, o, fresh);
       if (result === "stale" && !fresh && !hasBody && tries < 2) {
         closeQuietly(up.conn);
         up = undefined;
         continue;
       }
       if (result === "stale") {
-        record(502);
+        this.#record(o, 502);
         await this.#answer(
           c,
           502,
@@ -891,9 +962,10 @@ export class ProxyListener {
       framing: Framing;
       upgrade: string | undefined;
       clientKeep: boolean;
+      labels: string[];
+      startedAt: number;
     },
     fresh: boolean,
-    record: (status: number) => void,
   ): Promise<boolean | "stale"> {
     const cfg = this.state.config;
     const shared = this.#shared;
@@ -904,21 +976,16 @@ export class ProxyListener {
     const own = up.reader.swap(lent);
     if (!own) returnReadBuffer(lent);
     let upstreamOk = false;
-    const timer: Timed & { fired: boolean } = {
-      deadline: Date.now() + cfg.timeouts.server,
-      slot: -1,
-      fired: false,
-      fire() {
-        timer.fired = true;
-        closeQuietly(up.conn);
-      },
-    };
+    const timer = up.timer;
+    timer.fired = false;
+    timer.ms = cfg.timeouts.server;
+    timer.refresh();
     try {
       try {
         await writeAll(up.conn, outHead);
       } catch {
         if (!fresh) return "stale";
-        record(502);
+        this.#record(o, 502);
         await this.#answer(c, 502, `server ${server.address} closed the connection`, true);
         return false;
       }
@@ -960,13 +1027,13 @@ export class ProxyListener {
             await pump;
             if (bodyError && bodyError.startsWith("bad request body")) {
               shared.metrics.reject(this.name, "smuggling");
-              record(400);
+              this.#record(o, 400);
               await this.#answer(c, 400, bodyError, true);
               return false;
             }
             if (timer.fired) {
               shared.metrics.reject(this.name, "server_timeout");
-              record(504);
+              this.#record(o, 504);
               await this.#answer(
                 c,
                 504,
@@ -979,7 +1046,7 @@ export class ProxyListener {
               return "stale";
             }
             shared.metrics.reject(this.name, "server_closed");
-            record(502);
+            this.#record(o, 502);
             await this.#answer(
               c,
               502,
@@ -993,7 +1060,7 @@ export class ProxyListener {
         if (parsed.kind === "error") {
           shared.deadlines.disarm(timer);
           shared.metrics.reject(this.name, "bad_response");
-          record(502);
+          this.#record(o, 502);
           await this.#answer(c, 502, `server ${server.address} sent ${parsed.reason}`, true);
           return false;
         }
@@ -1007,7 +1074,7 @@ export class ProxyListener {
       }
       if (resp.status === 101 && o.upgrade !== undefined) {
         shared.deadlines.disarm(timer);
-        record(101);
+        this.#record(o, 101);
         await writeAll(c.conn, this.#responseHead(resp, false, true));
         await tunnel(c.reader, up.reader);
         return false;
@@ -1016,7 +1083,7 @@ export class ProxyListener {
       if (framing.kind === "error") {
         shared.deadlines.disarm(timer);
         shared.metrics.reject(this.name, "bad_response");
-        record(502);
+        this.#record(o, 502);
         await this.#answer(c, 502, `server ${server.address} sent ${framing.reason}`, true);
         return false;
       }
@@ -1031,9 +1098,7 @@ export class ProxyListener {
       // Relay the response body, head and the first bytes in one write.
       let ok = true;
       try {
-        await copyResponse(up.reader, c.conn, framing, respHead, () => {
-          timer.deadline = Date.now() + cfg.timeouts.server;
-        });
+        await copyResponse(up.reader, c.conn, framing, respHead, timer);
       } catch (err) {
         ok = false;
         const reason = err instanceof ClientGone
@@ -1045,7 +1110,7 @@ export class ProxyListener {
         shared.log.debug("response relay failed", { server: server.address, error: String(err) });
       }
       shared.deadlines.disarm(timer);
-      record(resp.status);
+      this.#record(o, resp.status);
       if (!ok) return false;
       // The request body must be complete before the connection can be reused.
       if (!bodyDone && bodyError === undefined) {
@@ -1120,7 +1185,7 @@ async function copyResponse(
   to: ByteConn,
   framing: Framing,
   head: Uint8Array,
-  onData: () => void,
+  progress: { refresh(): void },
 ): Promise<void> {
   let pending: Uint8Array | undefined = placeBefore(src, head);
   // Fast path: nothing or all of the body is here already (small responses)
@@ -1153,10 +1218,10 @@ async function copyResponse(
         if (pending) await toClient(to, pending);
         pending = undefined;
         if (left >= SPLICE_MIN && src.conn instanceof TcpConn && to instanceof TcpConn) {
-          return await spliceBody(src.conn, to, { length: left, onData });
+          return await spliceBody(src.conn, to, { length: left, progress });
         }
         const more = await src.fill();
-        onData();
+        progress.refresh();
         if (!more) throw new Error(`server closed with ${left} bytes of the body missing`);
       }
       const take = Math.min(left, src.available);
@@ -1174,7 +1239,7 @@ async function copyResponse(
         if (pending) await toClient(to, pending);
         pending = undefined;
         const more = await src.fill();
-        onData();
+        progress.refresh();
         if (!more) throw new Error("server closed before the last chunk");
       }
       const r = scanner.feed(src.buf, src.start, src.end);
@@ -1198,7 +1263,7 @@ async function copyResponse(
     if (pending) await toClient(to, pending);
     pending = undefined;
     const more = await src.fill();
-    onData();
+    progress.refresh();
     if (!more) return;
   }
 }
@@ -1214,10 +1279,10 @@ const SPLICE_MIN = 16 * 1024;
 async function spliceBody(
   from: TcpConn,
   to: TcpConn,
-  o: { length: number; onData: () => void },
+  o: { length: number; progress: { refresh(): void } },
 ): Promise<void> {
   try {
-    await spliceExactly(from, to, { length: o.length, onProgress: o.onData });
+    await spliceExactly(from, to, { length: o.length, progress: o.progress });
   } catch (err) {
     if (err instanceof SpliceError && err.side === "destination") {
       throw new ClientGone(err.message);

@@ -483,12 +483,12 @@ export class SpliceError extends Error {
  * Moves exactly `length` bytes from `src` to `dst` inside the kernel (socket → pipe →
  * socket, never copied to JavaScript), waiting for each side as needed. Throws
  * {@link SpliceError} naming the side when `src` ends early or either side fails.
- * `options.onProgress` runs after each chunk read (to push back an idle timeout).
+ * `options.progress.refresh()` runs after each chunk read (to push back a timeout).
  */
 export async function spliceExactly(
   src: TcpConn,
   dst: TcpConn,
-  options: { length: number; onProgress?: () => void },
+  options: { length: number; progress?: { refresh(): void } },
 ): Promise<void> {
   let pipe = pipes.pop();
   if (!pipe) {
@@ -508,7 +508,7 @@ export async function spliceExactly(
           left -= n;
           inPipe += n;
           moved = true;
-          options.onProgress?.();
+          options.progress?.refresh();
         } else if (n === 0) {
           throw new SpliceError("source", `closed with ${left} bytes still to come`);
         } else if (n !== -EAGAIN && n !== -EINTR) {
