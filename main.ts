@@ -15,6 +15,7 @@ import { statusCommand as l4StatusCommand } from "./l4/cli.ts";
 import { ipvsCommand } from "./l4/ipvs/cli.ts";
 import type { LogLevel } from "./log.ts";
 import { createSubsystems } from "./subsystems.ts";
+import { startMemoryTrim, TRIM_INTERVAL_MS } from "./sys/memory.ts";
 import { VERSION } from "./version.ts";
 
 const DEFAULT_CONFIG = "appliance.yaml";
@@ -290,6 +291,10 @@ async function runCommand(args: string[], io: CliIo, demo: boolean): Promise<num
     throw error;
   }
   if (demo) io.out(demoBanner(appliance, backends?.backends.length ?? 0));
+  // glibc keeps what Deno's Rust side freed; a periodic malloc_trim hands it back.
+  const trim = startMemoryTrim();
+  if (trim.active) appliance.log.info("memory trim on", { every_ms: TRIM_INTERVAL_MS });
+  else appliance.log.info("memory trim off: run with --allow-ffi to return freed C heap");
 
   const done = Promise.withResolvers<void>();
   const stop = () => done.resolve();
@@ -302,6 +307,7 @@ async function runCommand(args: string[], io: CliIo, demo: boolean): Promise<num
   Deno.removeSignalListener("SIGINT", stop);
   Deno.removeSignalListener("SIGHUP", reload);
   appliance.log.info("stopping");
+  trim.stop();
   await appliance.stop();
   await backends?.close();
   appliance.log.info("stopped");

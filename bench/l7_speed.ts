@@ -2,7 +2,8 @@
  * Speed of the L7 switch against nginx `proxy_pass` and HAProxy, each in front of the
  * same two nginx static backends on loopback, each proxy pinned to CPU 0, wrk -c50
  * for 10 s on a 1 KiB and a 100 KiB body. Prints req/s, p99 (and p50/p90) and RSS with
- * ratios. Fulcrum runs with deno.json's V8 flags.
+ * ratios. Fulcrum runs with deno.json's V8 flags and, as `fulcrum run` does, trims the C
+ * heap every second (sys/memory.ts).
  *
  * Run: `npx -y deno@2.9.6 run -A bench/l7_speed.ts [--duration 10] [--rounds 1]`.
  * While iterating: `--only fulcrum` (nginx stays as the base), `--path /1k`,
@@ -19,6 +20,7 @@ import { ServerStates } from "../health/state.ts";
 import { createLogger } from "../log.ts";
 import { RoleBoard } from "../vrrp/role.ts";
 import { createL7 } from "../l7/mod.ts";
+import { startMemoryTrim } from "../sys/memory.ts";
 import { spawn, waitPort } from "./_process.ts";
 
 const BACKENDS = [18101, 18102];
@@ -115,10 +117,12 @@ async function serveMode(configPath: string): Promise<void> {
     log: createLogger({ level: "warn" }),
   });
   await l7.start(model);
+  const trim = startMemoryTrim(); // as `fulcrum run` does
   console.log("ready");
   await new Promise<void>((resolve) => {
     Deno.addSignalListener("SIGTERM", () => resolve());
   });
+  trim.stop();
   await l7.stop();
   Deno.exit(0);
 }

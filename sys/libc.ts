@@ -64,6 +64,7 @@ const SYMBOLS = {
     nonblocking: true,
   },
   epollWaitNow: { name: "epoll_wait", parameters: ["i32", "buffer", "i32", "i32"], result: "i32" },
+  mallocTrim: { name: "malloc_trim", parameters: ["usize"], result: "i32", nonblocking: true },
 } as const satisfies Deno.ForeignLibraryInterface;
 
 type Libc = Deno.DynamicLibrary<typeof SYMBOLS>["symbols"];
@@ -561,4 +562,14 @@ export function getsocknameNow(
   addrLen: Uint8Array<ArrayBuffer>,
 ): number {
   return libc().getsockname(fd, addr, addrLen) < 0 ? -lastErrno() : 0;
+}
+
+// ---------------------------------------------------------------- the C heap (sys/memory.ts)
+
+/**
+ * `malloc_trim(0)` on a worker thread: glibc hands the free pages of every arena back to
+ * the kernel. Resolves to true when some memory was released.
+ */
+export async function mallocTrim(): Promise<boolean> {
+  return (await libc().mallocTrim(0n)) === 1;
 }

@@ -1,0 +1,35 @@
+import assert from "node:assert/strict";
+import { freePort, spawnFulcrum, waitForHttp } from "./cli.ts";
+
+Deno.test({
+  name: "fulcrum run trims the C heap every second and says so at start",
+  ignore: Deno.build.os !== "linux",
+  async fn() {
+    const dir = await Deno.makeTempDir();
+    const path = `${dir}/appliance.yaml`;
+    const port = freePort();
+    await Deno.writeTextFile(
+      path,
+      `admin: { listen: 127.0.0.1:${port} }
+pools:
+  html:
+    check: { type: none }
+    servers: [{ address: 127.0.0.1:8101 }]
+vrrp: { enabled: false }
+l4: { dataplane: userspace }
+`,
+    );
+    const child = spawnFulcrum(["run", "-c", path]);
+    try {
+      await waitForHttp(`http://127.0.0.1:${port}/healthz`);
+    } finally {
+      child.kill("SIGTERM");
+      const out = await child.output();
+      await Deno.remove(dir, { recursive: true });
+      const stderr = new TextDecoder().decode(out.stderr);
+      assert.equal(out.code, 0, stderr);
+      assert.match(stderr, /msg="memory trim on" every_ms=1000/);
+      assert.match(stderr, /msg=stopped/);
+    }
+  },
+});
