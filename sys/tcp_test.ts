@@ -166,3 +166,22 @@ Deno.test("a connect nobody answers fails after its timeout and leaves nothing o
     await tcpIdle();
   }
 });
+
+Deno.test("the end of stream right behind the last bytes is seen, not waited for", async () => {
+  const listener = listenTcp({ hostname: "127.0.0.1", port: 0 });
+  const client = await Deno.connect({ hostname: "127.0.0.1", port: listener.addr.port });
+  const conn = await listener.accept();
+  await writeAll(client, new Uint8Array(100).fill(7));
+  client.close(); // data and FIN are both queued before the first read
+  await new Promise((r) => setTimeout(r, 50));
+  const buf = new Uint8Array(4096);
+  assert.equal(await conn.read(buf), 100);
+  const end = await Promise.race([
+    conn.read(buf),
+    new Promise((r) => setTimeout(() => r("hung"), 2000)),
+  ]);
+  assert.equal(end, null);
+  conn.close();
+  listener.close();
+  await tcpIdle();
+});
