@@ -99,8 +99,9 @@ class Poller {
     this.#running ??= this.#run();
   }
 
-  /** Forgets `fd` (call before closing it; closing removes it from the set). */
-  remove(fd: number): void {
+  /** Forgets and closes `fd` (closing also takes it out of the epoll set). */
+  release(fd: number): void {
+    close(fd);
     if (!this.#targets.delete(fd)) return;
     if (this.#targets.size === 0) writeNow(this.#wakeWrite, this.#wakeByte);
   }
@@ -316,8 +317,7 @@ export class TcpConn implements Pollable {
     const fd = this.#fd;
     if (fd < 0) return;
     this.#fd = -1;
-    poller.remove(fd);
-    close(fd);
+    poller.release(fd);
     this.ready(READABLE | WRITABLE);
   }
 
@@ -382,8 +382,7 @@ export class TcpListener implements Pollable {
     const fd = this.#fd;
     if (fd < 0) return;
     this.#fd = -1;
-    poller.remove(fd);
-    close(fd);
+    poller.release(fd);
     this.ready();
   }
 }
