@@ -338,7 +338,8 @@ backend be
     );
     const paths = args.includes("--path") ? [args[args.indexOf("--path") + 1]] : ["/1k", "/100k"];
     const runs = new Map<string, (WrkResult & { rss: number })[]>();
-    for (const path of paths) for (const [, port] of proxies) await wrk(port, path, 1); // warm up
+    // warm up: 3 s per path lets V8 finish optimizing Fulcrum's hot code before the rounds
+    for (const path of paths) for (const [, port] of proxies) await wrk(port, path, 3);
     for (let round = 0; round < rounds; round++) {
       for (const path of paths) {
         for (const [name, port, pid] of proxies) {
@@ -367,9 +368,14 @@ backend be
       const base = results.get("nginx")!;
       const hap = results.get("haproxy") ?? base;
       console.log(
-        `\nbody ${path.slice(1)} (each round's req/s: fulcrum/nginx ${
+        `\nbody ${path.slice(1)} (each round, fulcrum/nginx: req/s ${
           runs.get(`${path} fulcrum`)!.map((r, i) =>
             (r.rps / runs.get(`${path} nginx`)![i].rps).toFixed(2)
+          )
+            .join(" ")
+        }, p99 ${
+          runs.get(`${path} fulcrum`)!.map((r, i) =>
+            (r.p99ms / runs.get(`${path} nginx`)![i].p99ms).toFixed(2)
           )
             .join(" ")
         }):`,
