@@ -3,6 +3,7 @@
  * of the `run` task in deno.json, from source or from the bundle.
  * @module
  */
+import assert from "node:assert/strict";
 import meta from "../deno.json" with { type: "json" };
 
 /** The repository root. */
@@ -61,6 +62,18 @@ export function spawnFulcrum(
     stderr: "piped",
     env: { NO_COLOR: "1" },
   }).spawn();
+}
+
+/**
+ * Stops a {@link spawnFulcrum} child with SIGTERM, as an operator's `systemctl stop`
+ * would, asserts that it exited 0, and returns what it logged on stderr.
+ */
+export async function stopFulcrum(child: Deno.ChildProcess): Promise<string> {
+  child.kill("SIGTERM");
+  const out = await child.output();
+  const stderr = new TextDecoder().decode(out.stderr);
+  assert.equal(out.code, 0, stderr);
+  return stderr;
 }
 
 /** Polls `url` until it answers (any status) or `timeoutMs` passes. */

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { freePort, spawnFulcrum, waitForHttp } from "./cli.ts";
+import { freePort, spawnFulcrum, stopFulcrum, waitForHttp } from "./cli.ts";
 
 Deno.test({
   name: "fulcrum run trims the C heap every second and says so at start",
@@ -23,11 +23,7 @@ l4: { dataplane: userspace }
     try {
       await waitForHttp(`http://127.0.0.1:${port}/healthz`);
     } finally {
-      child.kill("SIGTERM");
-      const out = await child.output();
-      await Deno.remove(dir, { recursive: true });
-      const stderr = new TextDecoder().decode(out.stderr);
-      assert.equal(out.code, 0, stderr);
+      const stderr = await stopFulcrum(child).finally(() => Deno.remove(dir, { recursive: true }));
       assert.match(stderr, /msg="memory trim on" every_ms=1000/);
       assert.match(stderr, /msg=stopped/);
     }

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { freePort, fulcrum, spawnFulcrum, waitForHttp } from "./cli.ts";
+import { freePort, fulcrum, spawnFulcrum, stopFulcrum, waitForHttp } from "./cli.ts";
 
 function config(adminPort: number, weight: number): string {
   return `admin: { listen: 127.0.0.1:${adminPort} }
@@ -63,11 +63,7 @@ Deno.test("a running appliance reloads good → bad → good on SIGHUP and keeps
     const fourth = await status(base);
     assert.deepEqual([fourth.reloads.ok, fourth.reloads.failed], [2, 1]);
   } finally {
-    child.kill("SIGTERM");
-    const out = await child.output();
-    await Deno.remove(dir, { recursive: true });
-    const stderr = new TextDecoder().decode(out.stderr);
-    assert.equal(out.code, 0, stderr);
+    const stderr = await stopFulcrum(child).finally(() => Deno.remove(dir, { recursive: true }));
     assert.match(stderr, /reload refused: the new config is invalid; the running config stays/);
     assert.match(stderr, /appliance.yaml:5:50: weight must be a whole number from 0 to 65535/);
     assert.match(stderr, /msg=stopped/);
