@@ -46,6 +46,13 @@ export interface L7 extends Subsystem {
   readonly counters: L7Metrics;
 }
 
+/** Waits for `p`, at most `ms`. */
+async function settled(p: Promise<void>, ms: number): Promise<void> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  await Promise.race([p, new Promise((r) => timer = setTimeout(r, ms))]);
+  clearTimeout(timer);
+}
+
 function sameSocket(a: ListenerConfig, b: ListenerConfig): boolean {
   return a.listen.text === b.listen.text && JSON.stringify(a.tls) === JSON.stringify(b.tls);
 }
@@ -189,12 +196,7 @@ export function createL7(deps: SubsystemDeps, options: { sockets?: SocketKind } 
       shared.upstreams.close();
       shared.deadlines.close();
       // the epoll loop ends once its last socket is closed (another user may keep it)
-      if (sockets === "epoll") {
-        await Promise.race([
-          tcpIdle(),
-          new Promise((r) => setTimeout(r, 0)),
-        ]);
-      }
+      if (sockets === "epoll") await settled(tcpIdle(), 1000);
       state = "stopped";
     },
 

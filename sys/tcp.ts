@@ -139,7 +139,9 @@ class Poller {
           }
         }
         streak = 0;
-        this.#dispatch(await epollWait(this.#ep, this.#events, -1));
+        const n = await epollWait(this.#ep, this.#events, -1);
+        if (n < 0) await new Promise((r) => setTimeout(r, 10)); // EINTR or worse: no spin
+        else this.#dispatch(n);
       }
     } finally {
       this.#running = undefined;
