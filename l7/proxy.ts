@@ -993,8 +993,10 @@ export class ProxyListener {
       let bodyDone = o.framing.kind === "none";
       let bodyError: string | undefined;
       const pump = bodyDone ? Promise.resolve() : copyBody(c.reader, up.conn, o.framing, {
-        onIdle: () => {
-          c.deadline = Date.now() + cfg.timeouts.idle;
+        progress: {
+          refresh() {
+            c.deadline = Date.now() + cfg.timeouts.idle;
+          },
         },
       }).then(() => {
         bodyDone = true;
@@ -1140,14 +1142,17 @@ async function copyBody(
   src: Reader,
   dst: ByteConn,
   framing: Framing,
-  options: { onIdle?: () => void } = {},
+  options: { progress?: { refresh(): void } } = {},
 ): Promise<void> {
   if (framing.kind === "length") {
     let left = framing.length;
     while (left > 0) {
       if (!src.available) {
+        if (left >= SPLICE_MIN && src.conn instanceof TcpConn && dst instanceof TcpConn) {
+          return await spliceRequestBody(src.conn, dst, { length: left, ...options });
+        }
         const more = await src.fill();
-        options.onIdle?.();
+        options.progress?.refresh();
         if (!more) throw new Error("client closed before sending the whole body");
       }
       const take = Math.min(left, src.available);
@@ -1162,7 +1167,7 @@ async function copyBody(
     while (true) {
       if (!src.available) {
         const more = await src.fill();
-        options.onIdle?.();
+        options.progress?.refresh();
         if (!more) throw new Error("client closed before the last chunk");
       }
       const r = scanner.feed(src.buf, src.start, src.end);
@@ -1275,7 +1280,23 @@ async function copyResponse(
  */
 const SPLICE_MIN = 16 * 1024;
 
-/** Splices the rest of a body; failures read like those of the copying path. */
+/** Splices the rest of a request body; failures read like those of the copying path. */
+async function spliceRequestBody(
+  from: TcpConn,
+  to: TcpConn,
+  o: { length: number; progress?: { refresh(): void } },
+): Promise<void> {
+  try {
+    await spliceExactly(from, to, o);
+  } catch (err) {
+    if (err instanceof SpliceError && err.side === "source") {
+      throw new Error("client closed before sending the whole body");
+    }
+    throw err;
+  }
+}
+
+/** Splices the rest of a response body; failures read like those of the copying path. */
 async function spliceBody(
   from: TcpConn,
   to: TcpConn,

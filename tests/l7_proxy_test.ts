@@ -277,11 +277,16 @@ Deno.test("on Deno's own sockets (no FFI) the switch keeps alive, streams bodies
       assert.equal(b.connections.size, 1, `${sockets}: the server connection was not reused`);
       const size = 8 << 20;
       const body = new Uint8Array(size).map((_, i) => i % 251);
+      const splicedBefore = l7.status().spliced_bytes as number;
       const echoed = new Uint8Array(
         await (await fetch(`${base}/up`, { method: "POST", body })).arrayBuffer(),
       );
       assert.equal(echoed.length, size);
       assert.ok(echoed.every((v, i) => v === i % 251), `${sockets}: the body changed on the way`);
+      // on epoll sockets the request body (known length) went client → server in the kernel
+      const spliced = (l7.status().spliced_bytes as number) - splicedBefore;
+      if (sockets === "epoll") assert.ok(spliced > size - 65536, `only ${spliced} spliced`);
+      else assert.equal(spliced, 0);
       const none = await fetch(`${base}/none/x`);
       assert.equal(none.status, 503);
       assert.match(await none.text(), /no server of pool none is available/);
@@ -845,6 +850,46 @@ Deno.test("a large response body moves socket to socket in the kernel, every byt
     });
   } finally {
     await b.close();
+  }
+});
+
+Deno.test("a client that leaves mid-upload leaves the server no complete request", async () => {
+  const received: number[] = [];
+  const server = rawBackend(async (conn) => {
+    const buf = new Uint8Array(65536);
+    let total = 0;
+    while (true) {
+      const n = await conn.read(buf).catch(() => null);
+      if (n === null) break;
+      total += n;
+    }
+    received.push(total);
+  });
+  const ok = backend("ok-1");
+  try {
+    await withSwitch({ up: [server.address], ok: [ok.address] }, {
+      rules: [{ match: { path_prefix: "/up" }, pool: "up" }, { pool: "ok" }],
+    }, async ({ port, base }) => {
+      const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+      await conn.write(
+        te.encode("POST /up HTTP/1.1\r\nHost: x\r\nContent-Length: 1048576\r\n\r\n"),
+      );
+      await conn.write(new Uint8Array(200 * 1024));
+      await new Promise((r) => setTimeout(r, 50));
+      conn.close();
+      for (let i = 0; i < 100 && received.length === 0; i++) {
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      assert.equal(received.length, 1, "the server connection was not closed");
+      assert.ok(received[0] < 1048576, `the server got ${received[0]} bytes`);
+      assert.ok(received[0] >= 200 * 1024, `the server got only ${received[0]} bytes`);
+      const r = await fetch(`${base}/fine`);
+      assert.equal(r.status, 200);
+      assert.match(await r.text(), /ok-1 \/fine/);
+    });
+  } finally {
+    await server.close();
+    await ok.close();
   }
 });
 
