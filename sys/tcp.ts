@@ -63,12 +63,12 @@ const WRITABLE = EPOLLOUT | EPOLLERR | EPOLLHUP;
 const IPPROTO_TCP = 6;
 const TCP_NODELAY = 1;
 const SO_REUSEADDR = 2;
-const IPPROTO_IPV6 = 41;
-const IPV6_V6ONLY = 26;
 /** Events taken from the kernel per `epoll_wait`. */
 const BATCH = 256;
 /** Batches the loop takes on its own thread before it yields to Deno's event loop. */
 const STREAK = 16;
+/** …or milliseconds (whichever comes first). */
+const YIELD_MS = 2;
 /** Pending connections the kernel queues per listener (Deno and Go use this too). */
 const BACKLOG = 511;
 
@@ -124,12 +124,13 @@ class Poller {
   async #run(): Promise<void> {
     try {
       let streak = 0;
+      let since = 0;
       while (this.#targets.size > 0) {
         // Busy: take what is ready on this thread and let the batch run (its
-        // microtasks) before looking again; after a streak of batches, or when
-        // nothing is ready, wait through Deno's event loop so that timers and other
-        // I/O get their turn.
-        if (streak < STREAK) {
+        // microtasks) before looking again; after a streak of batches or a few ms, or
+        // when nothing is ready, wait through Deno's event loop so that timers and
+        // other I/O (VRRP adverts, health checks, the admin API) get their turn.
+        if (streak < STREAK && Date.now() - since <= YIELD_MS) {
           const ready = epollWaitNow(this.#ep, this.#events);
           if (ready > 0) {
             streak++;
@@ -140,6 +141,7 @@ class Poller {
         }
         streak = 0;
         const n = await epollWait(this.#ep, this.#events, -1);
+        since = Date.now();
         if (n < 0) await new Promise((r) => setTimeout(r, 10)); // EINTR or worse: no spin
         else this.#dispatch(n);
       }
@@ -391,7 +393,9 @@ export class TcpListener implements Pollable {
 
 /**
  * Listens on `hostname:port` (an IP literal; port 0 picks one). Throws with the
- * system's reason (e.g. "Address already in use") when it cannot.
+ * system's reason (e.g. "Address already in use") when it cannot. `::` takes IPv4
+ * clients too unless the host's `net.ipv6.bindv6only` says otherwise (as with Deno's
+ * and Rust's listeners).
  */
 export function listenTcp(where: { hostname: string; port: number }): TcpListener {
   const sa = sockaddr(where.hostname, where.port);
@@ -400,7 +404,6 @@ export function listenTcp(where: { hostname: string; port: number }): TcpListene
   if (fd < 0) throw failure("socket", -fd);
   try {
     setIntOptionNow(fd, SOL_SOCKET, SO_REUSEADDR, 1);
-    if (family === AF_INET6) setIntOptionNow(fd, IPPROTO_IPV6, IPV6_V6ONLY, 1);
     let r = bindNow(fd, sa);
     if (r < 0) throw failure("bind", -r);
     r = listenNow(fd, BACKLOG);
