@@ -1,17 +1,20 @@
 /**
  * Nonblocking TCP sockets served by one epoll set, the way nginx and HAProxy run
  * theirs: reads and writes are plain system calls made on the main thread when a
- * socket is ready, and a single `epoll_wait` on Deno's blocking thread pool reports
- * readiness for all of them in the kernel's order. Every ready socket is served once
- * per batch, so under full load each connection waits about as long as the others
- * (Deno's own socket ops let a few busy connections starve the rest: p99 2–3× the
- * median at saturation, bench/l7_speed.ts).
+ * socket is ready, and `epoll_wait` reports readiness for all of them in the kernel's
+ * order. While busy the loop takes ready events on the main thread (up to 16 batches
+ * or 2 ms), then waits through Deno's event loop (`epoll_wait` on its blocking thread
+ * pool) so timers and other I/O get their turn. Every ready socket is served once per
+ * batch, so under full load each connection waits about as long as the others: on
+ * Deno's own socket ops the L7 switch's p99 was 2.2× nginx's at saturation (with a
+ * lower median), on these it is at nginx's (bench/l7_speed.ts).
  *
  * The API mirrors the subset of `Deno.Listener`/`Deno.Conn` the L7 proxy uses, so a
  * caller can fall back to Deno's sockets where FFI is not allowed ({@link tcpAvailable}).
  * Sockets are edge-triggered (`EPOLLET`): a read or write is always tried first, and a
- * caller waits for the next edge only after `EAGAIN`. The loop runs while a socket is
- * registered; {@link tcpIdle} resolves once it has stopped (tests wait on it).
+ * caller waits for the next edge only after `EAGAIN`. {@link spliceExactly} moves bytes
+ * between two of them inside the kernel. The loop runs while a socket is registered;
+ * {@link tcpIdle} resolves once it has stopped (tests wait on it).
  * @module
  */
 import { formatIp, ipBytes, ipFamily } from "../config/address.ts";
