@@ -1,9 +1,11 @@
 /**
- * The HTTP/1.1 proxy shell: one listener accepting clients on raw `Deno.listen`
- * (or `Deno.listenTls`) sockets with Fulcrum's own codec, and a shared pool of
- * keep-alive connections to servers. Bodies stream both ways with backpressure
- * (every write is awaited before the next read), chunked bodies are validated as
- * they pass, `Expect: 100-continue` and WebSocket upgrades are relayed.
+ * The HTTP/1.1 proxy shell: one listener accepting clients with Fulcrum's own codec,
+ * and a shared pool of keep-alive connections to servers. Plain-TCP sockets are
+ * sys/tcp.ts's epoll sockets when FFI is allowed (else, and for TLS, Deno's). Bodies
+ * stream both ways with backpressure (every write is awaited before the next read);
+ * the rest of a body of known length is spliced socket to socket in the kernel when
+ * both ends are epoll sockets; chunked bodies are validated as they pass;
+ * `Expect: 100-continue` and WebSocket upgrades are relayed.
  *
  * Decisions (rules, pools, servers) come from router.ts; this file only moves bytes,
  * enforces timeouts and limits, and answers errors with short bodies that say why.
