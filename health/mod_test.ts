@@ -347,25 +347,34 @@ Deno.test("stop ends hanging exec checks and every timer", async () => {
   assert.equal(states.get("cgi", address)?.health, "up");
 });
 
-Deno.test("after a stall the backlog of probes starts a few per tick, not in one burst", async () => {
-  const states = new ServerStates();
+/** A health subsystem whose probes always pass, recording when each one started. */
+function recordingHealth() {
   const starts: number[] = [];
   const health = createHealth({
-    states,
+    states: new ServerStates(),
     roles: new RoleBoard(),
     log: createLogger({ write: () => {} }),
   }, {
     prober: () => Promise.resolve({ ok: true, reason: "fake" }),
     onProbe: () => starts.push(performance.now()),
   });
+  return { health, starts };
+}
+
+/** Blocks the event loop for `ms` (a stalled process); returns when it let go. */
+function stallEventLoop(ms: number): number {
+  const end = performance.now() + ms;
+  while (performance.now() < end) { /* stall */ }
+  return performance.now();
+}
+
+Deno.test("after a stall the backlog of probes starts a few per tick, not in one burst", async () => {
+  const { health, starts } = recordingHealth();
   const servers = Array.from({ length: 200 }, (_, i) => ({ address: `127.0.1.${i + 1}:80` }));
   try {
     await health.start(model({ web: { servers } }, { interval: "1s" }));
     await new Promise((r) => setTimeout(r, 50));
-    // Block the event loop for 500 ms: about 100 probes fall due meanwhile.
-    const end = performance.now() + 500;
-    while (performance.now() < end) { /* stall */ }
-    const stalledAt = performance.now();
+    const stalledAt = stallEventLoop(500); // about 100 probes fall due meanwhile
     await new Promise((r) => setTimeout(r, 500));
     const after = starts.filter((t) => t >= stalledAt);
     assert.ok(after.length >= 80, `started after the stall: ${after.length}`);
@@ -378,16 +387,7 @@ Deno.test("after a stall the backlog of probes starts a few per tick, not in one
 });
 
 Deno.test("after a stall no 100 ms window starts more than twice the mean probe rate", async () => {
-  const states = new ServerStates();
-  const starts: number[] = [];
-  const health = createHealth({
-    states,
-    roles: new RoleBoard(),
-    log: createLogger({ write: () => {} }),
-  }, {
-    prober: () => Promise.resolve({ ok: true, reason: "fake" }),
-    onProbe: () => starts.push(performance.now()),
-  });
+  const { health, starts } = recordingHealth();
   // 2,000 servers at 1 s: a mean of 200 probes per 100 ms.
   const servers = Array.from(
     { length: 2000 },
@@ -396,10 +396,7 @@ Deno.test("after a stall no 100 ms window starts more than twice the mean probe 
   try {
     await health.start(model({ web: { servers } }, { interval: "1s" }));
     await new Promise((r) => setTimeout(r, 1100));
-    // Block the event loop for 400 ms: about 800 probes fall due meanwhile.
-    const end = performance.now() + 400;
-    while (performance.now() < end) { /* stall */ }
-    const stalledAt = performance.now();
+    const stalledAt = stallEventLoop(400); // about 800 probes fall due meanwhile
     await new Promise((r) => setTimeout(r, 1200));
     const after = starts.filter((t) => t >= stalledAt);
     // The backlog drains: more than the 1,200 ms' own probes start.
