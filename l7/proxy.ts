@@ -1225,7 +1225,7 @@ async function copyResponse(
         if (pending) await toClient(to, pending);
         pending = undefined;
         if (left >= SPLICE_MIN && src.conn instanceof TcpConn && to instanceof TcpConn) {
-          return await spliceBody(src.conn, to, { length: left, progress });
+          return await spliceResponseBody(src.conn, to, { length: left, progress });
         }
         const more = await src.fill();
         progress.refresh();
@@ -1299,13 +1299,13 @@ async function spliceRequestBody(
 }
 
 /** Splices the rest of a response body; failures read like those of the copying path. */
-async function spliceBody(
+async function spliceResponseBody(
   from: TcpConn,
   to: TcpConn,
   o: { length: number; progress: { refresh(): void } },
 ): Promise<void> {
   try {
-    await spliceExactly(from, to, { length: o.length, progress: o.progress });
+    await spliceExactly(from, to, o);
   } catch (err) {
     if (err instanceof SpliceError && err.side === "destination") {
       throw new ClientGone(err.message);

@@ -485,15 +485,13 @@ export function epollCreate(): number {
   return check("epoll_create1", libc().epoll_create1(SOCK_CLOEXEC));
 }
 
-/** `epoll_ctl` operations. */
+/** `epoll_ctl` operation that adds a descriptor. */
 export const EPOLL_CTL_ADD = 1;
-export const EPOLL_CTL_DEL = 2;
-export const EPOLL_CTL_MOD = 3;
 
 const epollEvent = new Uint8Array(12);
 const epollEventView = new DataView(epollEvent.buffer);
 
-/** Adds, changes or removes `fd` in an epoll set, its data the fd itself: 0 or `-errno`. */
+/** `epoll_ctl(ep, op, fd)` with the event's data the fd itself: 0 or `-errno`. */
 export function epollCtlNow(ep: number, op: number, fd: number, events: number): number {
   epollEventView.setUint32(0, events >>> 0, true);
   epollEventView.setUint32(4, fd, true);
@@ -529,12 +527,6 @@ export function sendNow(fd: number, data: Uint8Array<ArrayBuffer>): number {
   return n < 0 ? -lastErrno() : n;
 }
 
-/** Reads into `buf` from a socket without waiting: the count read, or `-errno`. */
-export function recvNow(fd: number, buf: Uint8Array<ArrayBuffer>): number {
-  const n = Number(libc().read(fd, buf, BigInt(buf.byteLength)));
-  return n < 0 ? -lastErrno() : n;
-}
-
 /** Opens a close-on-exec socket (`type` may carry `SOCK_NONBLOCK`): its fd, or `-errno`. */
 export function socketNow(domain: number, type: number): number {
   const fd = libc().socket(domain, type | SOCK_CLOEXEC, 0);
@@ -553,15 +545,6 @@ export function setIntOptionNow(fd: number, level: number, option: number, value
 /** Binds `fd` to a raw sockaddr without throwing: 0, or `-errno`. */
 export function bindNow(fd: number, sockaddr: Uint8Array<ArrayBuffer>): number {
   return libc().bind(fd, sockaddr, sockaddr.byteLength) < 0 ? -lastErrno() : 0;
-}
-
-/** The local sockaddr of `fd` into `addr` (`addrLen`: its 4-byte length): 0, or `-errno`. */
-export function getsocknameNow(
-  fd: number,
-  addr: Uint8Array<ArrayBuffer>,
-  addrLen: Uint8Array<ArrayBuffer>,
-): number {
-  return libc().getsockname(fd, addr, addrLen) < 0 ? -lastErrno() : 0;
 }
 
 // ---------------------------------------------------------------- the C heap (sys/memory.ts)

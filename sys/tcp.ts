@@ -32,13 +32,12 @@ import {
   epollWait,
   epollWaitNow,
   ffiAvailable,
-  getsocknameNow,
+  getsockname,
   listenNow,
   O_CLOEXEC,
   O_NONBLOCK,
   pipeNow,
   readNow,
-  recvNow,
   sendNow,
   setIntOptionNow,
   SOCK_NONBLOCK,
@@ -261,7 +260,7 @@ export class TcpConn implements Pollable {
   tryRead(p: Uint8Array): number {
     while (true) {
       if (this.#fd < 0) throw new Error("the connection was closed");
-      const n = recvNow(this.#fd, p as Uint8Array<ArrayBuffer>);
+      const n = readNow(this.#fd, p as Uint8Array<ArrayBuffer>);
       if (n >= 0) return n;
       if (n === -EAGAIN) return -1;
       if (n !== -EINTR) throw failure("read", -n);
@@ -411,12 +410,7 @@ export function listenTcp(where: { hostname: string; port: number }): TcpListene
     if (r < 0) throw failure("bind", -r);
     r = listenNow(fd, BACKLOG);
     if (r < 0) throw failure("listen", -r);
-    const local = new Uint8Array(28);
-    const len = new Uint8Array(4);
-    new DataView(len.buffer).setUint32(0, 28, true);
-    r = getsocknameNow(fd, local, len);
-    if (r < 0) throw failure("getsockname", -r);
-    return new TcpListener(fd, addrOf(local));
+    return new TcpListener(fd, addrOf(getsockname(fd)));
   } catch (err) {
     close(fd);
     throw err;
