@@ -8,13 +8,9 @@
  * @module
  */
 import { describeDiff, diff, type ModelDiff } from "./config/diff.ts";
-import {
-  type ConfigError,
-  formatError,
-  loadConfigFile,
-  loadConfigText,
-  type LoadOptions,
-} from "./config/load.ts";
+import { type ConfigError, formatError } from "./config/error.ts";
+import { loadConfigIsolated } from "./config/isolated.ts";
+import type { CrossCheckOptions } from "./config/refs.ts";
 import type { Model } from "./config/model.ts";
 import { type AdminServer, createAdminApp, serveAdmin } from "./admin/mod.ts";
 import { dirname, resolve } from "node:path";
@@ -31,7 +27,7 @@ import { RoleBoard } from "./vrrp/role.ts";
 export type SubsystemFactory = (deps: SubsystemDeps) => Subsystem[];
 
 /** Options of {@link Appliance.start}. */
-export interface ApplianceOptions extends LoadOptions {
+export interface ApplianceOptions extends CrossCheckOptions {
   /** The subsystems to run; the CLI passes the real ones, tests pass their own. */
   subsystems: SubsystemFactory;
   /** Overrides `log.level` from the config (`--log-level`). */
@@ -85,7 +81,7 @@ export class Appliance {
    * bad file, or the first subsystem's start error (after stopping the others).
    */
   static async start(path: string, options: ApplianceOptions): Promise<Appliance> {
-    const loaded = await loadConfigFile(path, options);
+    const loaded = await loadConfigIsolated(path, options);
     if (!loaded.ok) throw new ConfigInvalidError(loaded.errors);
     const model = loaded.model;
     configureLogs(options.logLevel ?? model.log.level, model.log.format);
@@ -176,9 +172,7 @@ export class Appliance {
    * changing anything.
    */
   async plan(text?: string): Promise<ReloadResult> {
-    const loaded = text === undefined
-      ? await loadConfigFile(this.configPath, this.#options)
-      : loadConfigText(text, { ...this.#options, path: this.configPath });
+    const loaded = await loadConfigIsolated(this.configPath, { ...this.#options, text });
     if (!loaded.ok) {
       return { ok: false, stage: "config", errors: loaded.errors.map(formatError) };
     }
@@ -200,7 +194,7 @@ export class Appliance {
     if (this.#stopped) {
       return { ok: false, stage: "apply", errors: ["the appliance is stopping"] };
     }
-    const loaded = await loadConfigFile(this.configPath, this.#options);
+    const loaded = await loadConfigIsolated(this.configPath, this.#options);
     if (!loaded.ok) {
       const errors = loaded.errors.map(formatError);
       this.#recordReload(false, `invalid config, kept the running one: ${errors.length} error(s)`);

@@ -7,9 +7,9 @@
 import { parseArgs } from "node:util";
 import { Appliance, ConfigInvalidError } from "./appliance.ts";
 import { describeDiff, diff } from "./config/diff.ts";
-import { formatError, loadConfigFile } from "./config/load.ts";
+import { formatError } from "./config/error.ts";
+import { loadConfigIsolated, LOADER_COMMAND, serveLoader } from "./config/isolated.ts";
 import type { Model } from "./config/model.ts";
-import { jsonSchema } from "./config/schema.ts";
 import { startDemoBackends } from "./demo/backends.ts";
 import { statusCommand as l4StatusCommand } from "./l4/cli.ts";
 import { ipvsCommand } from "./l4/ipvs/cli.ts";
@@ -116,6 +116,8 @@ export async function main(args: string[], io: CliIo = STD_IO): Promise<number> 
       case "--version":
         io.out(`fulcrum ${VERSION}`);
         return 0;
+      case LOADER_COMMAND: // the bundle's or binary's own config loader (config/isolated.ts)
+        return await serveLoader();
       case "check":
         return await checkCommand(rest, io);
       case "plan":
@@ -125,7 +127,7 @@ export async function main(args: string[], io: CliIo = STD_IO): Promise<number> 
           io.out(USAGE.schema);
           return 0;
         }
-        io.out(JSON.stringify(jsonSchema(), null, 2));
+        io.out(JSON.stringify((await import("./config/schema.ts")).jsonSchema(), null, 2));
         return 0;
       case "run":
         return await runCommand(rest, io, false);
@@ -181,7 +183,7 @@ async function checkCommand(args: string[], io: CliIo): Promise<number> {
     return 0;
   }
   const path = configPathOf(values, positionals);
-  const result = await loadConfigFile(path);
+  const result = await loadConfigIsolated(path);
   if (!result.ok) {
     for (const error of result.errors) io.err(formatError(error));
     io.err(
@@ -206,13 +208,13 @@ async function planCommand(args: string[], io: CliIo): Promise<number> {
     return 0;
   }
   const path = configPathOf(values, positionals);
-  const next = await loadConfigFile(path);
+  const next = await loadConfigIsolated(path);
   if (!next.ok) {
     for (const error of next.errors) io.err(formatError(error));
     return 1;
   }
   if (values.from) {
-    const before = await loadConfigFile(values.from as string);
+    const before = await loadConfigIsolated(values.from as string);
     if (!before.ok) {
       for (const error of before.errors) io.err(formatError(error));
       return 1;
@@ -268,7 +270,7 @@ async function runCommand(args: string[], io: CliIo, demo: boolean): Promise<num
   const path = configPathOf(values, positionals);
   let backends: Awaited<ReturnType<typeof startDemoBackends>> | undefined;
   if (demo && !values["no-backends"]) {
-    const loaded = await loadConfigFile(path);
+    const loaded = await loadConfigIsolated(path);
     if (!loaded.ok) {
       for (const error of loaded.errors) io.err(formatError(error));
       return 1;
@@ -360,7 +362,7 @@ async function statusCommand(args: string[], io: CliIo): Promise<number> {
   let adminUrl = values.admin as string | undefined;
   let token: string | undefined;
   const path = (values.config as string | undefined) ?? DEFAULT_CONFIG;
-  const loaded = await loadConfigFile(path);
+  const loaded = await loadConfigIsolated(path);
   if (loaded.ok) {
     adminUrl ??= `http://${loaded.model.admin.listen.text}`;
     if (loaded.model.admin.token_file) {

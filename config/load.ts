@@ -9,14 +9,9 @@ import type { z } from "zod";
 import { crossCheck, type CrossCheckOptions, type PathIssue, pathText } from "./refs.ts";
 import { buildModel, type Model } from "./model.ts";
 import { type Config, configSchema } from "./schema.ts";
+import { type ConfigError, formatError } from "./error.ts";
 
-/** One located problem. `line` and `col` are 1-based; 0 when the file could not be read. */
-export interface ConfigError {
-  readonly file: string;
-  readonly line: number;
-  readonly col: number;
-  readonly message: string;
-}
+export { type ConfigError, formatError } from "./error.ts";
 
 /** The outcome of loading a config. */
 export type LoadResult =
@@ -25,13 +20,6 @@ export type LoadResult =
 
 /** Options of {@link loadConfigText} and {@link loadConfigFile}. */
 export type LoadOptions = CrossCheckOptions;
-
-/** Formats an error the way compilers do: `FILE:LINE:COL: message`. */
-export function formatError(error: ConfigError): string {
-  return error.line > 0
-    ? `${error.file}:${error.line}:${error.col}: ${error.message}`
-    : `${error.file}: ${error.message}`;
-}
 
 async function sha256Hex(bytes: Uint8Array<ArrayBuffer>): Promise<string> {
   const digest = await crypto.subtle.digest("SHA-256", bytes);

@@ -26,7 +26,11 @@ export interface CrossCheckOptions {
   localAddresses?: () => readonly string[] | undefined;
 }
 
-function defaultLocalAddresses(): readonly string[] | undefined {
+/**
+ * The addresses configured on this host (`Deno.networkInterfaces()`), or undefined
+ * when that is not permitted: the default of {@link CrossCheckOptions.localAddresses}.
+ */
+export function hostAddresses(): readonly string[] | undefined {
   try {
     return Deno.networkInterfaces().map((i) => i.address);
   } catch {
@@ -267,7 +271,7 @@ export function crossCheck(config: Config, options: CrossCheckOptions = {}): Pat
 
   // l4
   unique(config.l4.services, ["l4", "services"], "service");
-  const locals = (options.localAddresses ?? defaultLocalAddresses)();
+  const locals = (options.localAddresses ?? hostAddresses)();
   config.l4.services.forEach((svc, si) => {
     const base = ["l4", "services", si];
     poolRef(svc.pool, [...base, "pool"]);

@@ -9,31 +9,10 @@
 import { z } from "zod";
 import { type Cidr, type Endpoint, ipFamily, parseCidr, parseEndpoint } from "./address.ts";
 import { DURATION_PATTERN, parseDuration } from "./duration.ts";
+import { SCHEDULER_FLAGS, SCHEDULERS } from "./schedulers.ts";
 import { suggest } from "./suggest.ts";
 
-/** Every scheduler the kernel's IPVS offers, and so every one Fulcrum implements. */
-export const SCHEDULERS = [
-  "rr",
-  "wrr",
-  "lc",
-  "wlc",
-  "lblc",
-  "lblcr",
-  "dh",
-  "sh",
-  "sed",
-  "nq",
-  "mh",
-  "fo",
-  "ovf",
-  "twos",
-] as const;
-
-/** A scheduler name. */
-export type SchedulerName = typeof SCHEDULERS[number];
-
-/** Flags a service may pass to its scheduler (ipvsadm `-b`). */
-export const SCHEDULER_FLAGS = ["sh-fallback", "sh-port", "mh-fallback", "mh-port"] as const;
+export { SCHEDULER_FLAGS, type SchedulerName, SCHEDULERS } from "./schedulers.ts";
 
 /**
  * A strict object: unknown keys are errors. The error text carries one line per

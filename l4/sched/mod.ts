@@ -17,7 +17,7 @@
  * @module
  */
 import type { SchedulerName } from "../../config/schema.ts";
-import { SCHEDULERS } from "../../config/schema.ts";
+import { SCHEDULERS } from "../../config/schedulers.ts";
 import { createLeastConnection } from "./least.ts";
 import { createRoundRobin, createWeightedRoundRobin } from "./round_robin.ts";
 import { createDestinationHash, createMaglev, createSourceHash } from "./hash.ts";
