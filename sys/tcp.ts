@@ -71,6 +71,11 @@ const BATCH = 256;
 const STREAK = 16;
 /** …or milliseconds (whichever comes first). */
 const YIELD_MS = 2;
+/**
+ * Socket reads one round of the loop (one batch of events) grants before the next
+ * reads wait for the next round: about a millisecond of work.
+ */
+const ROUND_READS = 64;
 /** Pending connections the kernel queues per listener (Deno and Go use this too). */
 const BACKLOG = 511;
 
@@ -88,6 +93,12 @@ class Poller {
   #events = new Uint8Array(BATCH * 12);
   #view = new DataView(this.#events.buffer);
   #running: Promise<void> | undefined;
+  /** Reads left in this round (see {@link mayRead}). */
+  #readsLeft = ROUND_READS;
+  /** Connections whose read was put off to the next round. */
+  #deferred: TcpConn[] = [];
+  /** True while the loop waits for events without a time limit. */
+  #blocked = false;
   #drain = new Uint8Array(64);
   #wakeByte = new Uint8Array(1);
 
@@ -131,25 +142,63 @@ class Poller {
         // Busy: take what is ready on this thread and let the batch run (its
         // microtasks) before looking again; after a streak of batches or a few ms, or
         // when nothing is ready, wait through Deno's event loop so that timers and
-        // other I/O (VRRP adverts, health checks, the admin API) get their turn.
+        // other I/O (VRRP adverts, health checks, the admin API) get their turn. With
+        // reads put off to the next round, that wait must not block.
         if (streak < STREAK && Date.now() - since <= YIELD_MS) {
           const ready = epollWaitNow(this.#ep, this.#events);
-          if (ready > 0) {
+          if (ready > 0 || this.#deferred.length > 0) {
             streak++;
-            this.#dispatch(ready);
+            this.#round(ready);
             await undefined;
             continue;
           }
         }
         streak = 0;
-        const n = await epollWait(this.#ep, this.#events, -1);
+        this.#blocked = this.#deferred.length === 0;
+        const n = await epollWait(this.#ep, this.#events, this.#blocked ? -1 : 0);
+        this.#blocked = false;
         since = Date.now();
         if (n < 0) await new Promise((r) => setTimeout(r, 10)); // EINTR or worse: no spin
-        else this.#dispatch(n);
+        else this.#round(n);
       }
     } finally {
       this.#running = undefined;
     }
+  }
+
+  /**
+   * True when `conn` may read now: a round grants {@link ROUND_READS} reads. Past them
+   * a read is put off to the next round (the connection is told it is readable then):
+   * a chain of exchanges whose peers answer at once (read a request, forward it, read
+   * the answer, read the next request…) runs on microtasks and would otherwise keep
+   * the loop from ever taking the next batch, while the other connections wait.
+   */
+  mayRead(conn: TcpConn): boolean {
+    if (this.#readsLeft > 0) {
+      this.#readsLeft--;
+      return true;
+    }
+    if (!conn.deferred) {
+      conn.deferred = true;
+      this.#deferred.push(conn);
+      // put off from outside a round while the loop sleeps: wake it for the next one
+      if (this.#blocked && this.#deferred.length === 1) writeNow(this.#wakeWrite, this.#wakeByte);
+    }
+    return false;
+  }
+
+  /** A new round: wakes the reads put off in the last one, then the `n` new events. */
+  #round(n: number): void {
+    this.#readsLeft = ROUND_READS;
+    const deferred = this.#deferred;
+    if (deferred.length > 0) {
+      this.#deferred = [];
+      for (const conn of deferred) {
+        conn.deferred = false;
+        conn.ready(READABLE);
+      }
+    }
+    this.#dispatch(n);
   }
 
   #dispatch(n: number): void {
@@ -223,6 +272,8 @@ export class TcpConn implements Pollable {
   #fd: number;
   #readWaiter: (() => void) | undefined;
   #writeWaiter: (() => void) | undefined;
+  /** Whether the loop holds a put-off read of this connection (its bookkeeping). */
+  deferred = false;
   /** The peer's address. */
   readonly remoteAddr: TcpAddr;
 
@@ -254,10 +305,12 @@ export class TcpConn implements Pollable {
 
   /**
    * Reads what is there now into `p`: the byte count, 0 at end of stream (for a
-   * non-empty `p`), -1 when nothing is there yet ({@link whenReadable} waits). Throws
-   * when the connection failed or was closed here.
+   * non-empty `p`), -1 when nothing is there yet or the loop's round has no read left
+   * ({@link whenReadable} waits for the next). Throws when the connection failed or
+   * was closed here.
    */
   tryRead(p: Uint8Array): number {
+    if (this.#fd >= 0 && !poller.mayRead(this)) return -1;
     while (true) {
       if (this.#fd < 0) throw new Error("the connection was closed");
       const n = readNow(this.#fd, p as Uint8Array<ArrayBuffer>);
@@ -502,7 +555,7 @@ export async function spliceExactly(
   try {
     while (left > 0 || inPipe > 0) {
       let moved = false;
-      if (left > 0 && inPipe < PIPE_BYTES) {
+      if (left > 0 && inPipe < PIPE_BYTES && poller.mayRead(src)) {
         if (src.fd < 0) throw new SpliceError("source", "the connection was closed");
         const n = spliceNow(src.fd, pipe[1], Math.min(left, PIPE_BYTES - inPipe), SPLICE_FLAGS);
         if (n > 0) {

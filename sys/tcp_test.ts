@@ -185,3 +185,45 @@ Deno.test("the end of stream right behind the last bytes is seen, not waited for
   listener.close();
   await tcpIdle();
 });
+
+/** Two sys/tcp sockets connected to each other over loopback. */
+async function tcpPair(): Promise<[TcpConn, TcpConn, () => void]> {
+  const listener = listenTcp({ hostname: "127.0.0.1", port: 0 });
+  const [a, b] = await Promise.all([
+    connectTcp({ hostname: "127.0.0.1", port: listener.addr.port }, { timeout: 2000 }),
+    listener.accept(),
+  ]);
+  return [a, b, () => listener.close()];
+}
+
+Deno.test("peers that answer at once cannot keep the loop from serving another socket", async () => {
+  // a ping-pong whose every read finds its bytes already there runs on microtasks alone;
+  // the loop must still take the next batch of events, where another socket waits
+  const [ping, pong, closePing] = await tcpPair();
+  const [waiting, writer, closeOther] = await tcpPair();
+  const rounds = 5000;
+  let exchanged = 0;
+  const one = new Uint8Array([1]);
+  const buf = new Uint8Array(16);
+  const chatter = (async () => {
+    await writeAll(ping, one);
+    for (; exchanged < rounds; exchanged++) {
+      await pong.read(buf);
+      await writeAll(pong, one);
+      await ping.read(buf);
+      await writeAll(ping, one);
+    }
+  })();
+  let servedAt = -1;
+  const other = waiting.read(buf).then(() => servedAt = exchanged);
+  await writeAll(writer, one);
+  await Promise.all([chatter, other]);
+  assert.ok(
+    servedAt >= 0 && servedAt < rounds / 2,
+    `the other socket was served after ${servedAt} of ${rounds} exchanges`,
+  );
+  for (const conn of [ping, pong, waiting, writer]) conn.close();
+  closePing();
+  closeOther();
+  await tcpIdle();
+});
