@@ -28,3 +28,17 @@ export async function waitPort(port: number, ms = 10_000): Promise<void> {
   }
   throw new Error(`nothing listens on 127.0.0.1:${port} after ${ms} ms`);
 }
+
+/**
+ * The flags deno.json's `run` task gives `deno run` (V8 flags and permissions), so a
+ * bench runs the product exactly as `deno task run` does. `v8` replaces the
+ * `--v8-flags=` value ("" drops it).
+ */
+export function productRunFlags(options: { v8?: string } = {}): string[] {
+  const json = JSON.parse(Deno.readTextFileSync(new URL("../deno.json", import.meta.url)));
+  const command: string = json.tasks.run.command ?? json.tasks.run;
+  const flags = command.split(/\s+/).filter((word) => word.startsWith("--"));
+  if (options.v8 === undefined) return flags;
+  const rest = flags.filter((flag) => !flag.startsWith("--v8-flags="));
+  return options.v8 ? [`--v8-flags=${options.v8}`, ...rest] : rest;
+}

@@ -34,6 +34,7 @@ import { burstiness } from "../health/schedule.ts";
 import { ServerStates } from "../health/state.ts";
 import { createLogger } from "../log.ts";
 import { RoleBoard } from "../vrrp/role.ts";
+import { productRunFlags } from "./_process.ts";
 
 const ADDRS = 20;
 const BASE_PORT = 21000;
@@ -100,13 +101,6 @@ function machineTicks(): { busy: number; total: number } {
     .map(Number);
   const total = cpu.reduce((a, b) => a + b, 0);
   return { busy: total - cpu[3] - (cpu[4] ?? 0), total };
-}
-
-/** The `--v8-flags=…` the product ships with (deno.json's `run` task), for the child. */
-function productV8Flags(): string[] {
-  const json = JSON.parse(Deno.readTextFileSync(new URL("../deno.json", import.meta.url)));
-  const m = /--v8-flags=\S+/.exec(json.tasks.run.command ?? json.tasks.run);
-  return m ? [m[0]] : [];
 }
 
 function sleep(ms: number): Promise<void> {
@@ -426,7 +420,7 @@ async function main(options: BenchOptions): Promise<void> {
     const run = [
       Deno.execPath(),
       "run",
-      ...productV8Flags(),
+      ...productRunFlags().filter((f) => f.startsWith("--v8-flags=")),
       ...(options.cpuProf ? ["--cpu-prof", `--cpu-prof-dir=${options.cpuProf}`] : []),
       "-A",
       new URL(import.meta.url).pathname,

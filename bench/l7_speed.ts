@@ -2,47 +2,41 @@
  * Speed of the L7 switch against nginx `proxy_pass` and HAProxy, each in front of the
  * same two nginx static backends on loopback, each proxy pinned to CPU 0, wrk -c50
  * for 10 s on a 1 KiB and a 100 KiB body. Prints req/s, p99 (and p50/p90) and RSS with
- * ratios. Fulcrum runs with deno.json's V8 flags and, as `fulcrum run` does, trims the C
- * heap every second (sys/memory.ts).
+ * ratios. Fulcrum is the product itself: `deno run` with the flags of deno.json's `run`
+ * task on `main.ts run -c fulcrum.yaml`, admin API included.
  *
  * Run: `npx -y deno@2.9.6 run -A bench/l7_speed.ts [--duration 10] [--rounds 1]`.
  * While iterating: `--only fulcrum` (nginx stays as the base), `--path /1k`,
  * `--alt DIR [--alt-v8 FLAGS]` (a second Fulcrum from another checkout, e.g. a
- * `git archive` of the previous commit, measured in the same run: A/B on a noisy
+ * `git worktree` of the previous commit, measured in the same run: A/B on a noisy
  * host), `--v8 FLAGS|none`, `--fulcrum-flags "--cpu-prof --cpu-prof-dir=D"`,
  * `--fulcrum-stdout` (with `--v8 …,--trace-gc`). Needs nginx, haproxy, wrk and taskset. Everything runs in a temp dir on 127.0.0.1
  * ports 18xxx and is killed at the end. Not part of the test suite.
  * @module
  */
-import { buildModel } from "../config/model.ts";
-import { configSchema } from "../config/schema.ts";
-import { ServerStates } from "../health/state.ts";
-import { createLogger } from "../log.ts";
-import { RoleBoard } from "../vrrp/role.ts";
-import { createL7 } from "../l7/mod.ts";
-import { startMemoryTrim } from "../sys/memory.ts";
-import { spawn, waitPort } from "./_process.ts";
+import { productRunFlags, spawn, waitPort } from "./_process.ts";
 
 const BACKENDS = [18101, 18102];
-/**
- * V8 flags for the Fulcrum process (`--v8-flags=` value): those the product ships with
- * (deno.json's `run` task), so the bench measures what users run; `--v8 FLAGS|none`
- * overrides them.
- */
-export const FULCRUM_V8_FLAGS = productV8Flags();
+/** `--v8 FLAGS|none`: V8 flags instead of those the product ships with. */
 const V8_ARG = Deno.args.includes("--v8") ? Deno.args[Deno.args.indexOf("--v8") + 1] : undefined;
-const V8_FLAGS = V8_ARG === "none" ? "" : V8_ARG ?? FULCRUM_V8_FLAGS;
-const PORTS = { nginx: 18081, haproxy: 18082, fulcrum: 18083, plain: 18084, alt: 18085 };
+const V8_FLAGS = V8_ARG === "none" ? "" : V8_ARG;
+const PORTS = {
+  nginx: 18081,
+  haproxy: 18082,
+  fulcrum: 18083,
+  plain: 18084,
+  alt: 18085,
+  fulcrumAdmin: 18086,
+  altAdmin: 18087,
+};
+/** V8 flags of the `--alt` process (`--alt-v8 FLAGS`; default: those of Fulcrum). */
+const ALT_V8 = Deno.args.includes("--alt-v8")
+  ? Deno.args[Deno.args.indexOf("--alt-v8") + 1]
+  : V8_FLAGS;
 /**
  * Another checkout of Fulcrum to measure in the same run (`--alt DIR`, e.g. a git
  * worktree of the previous commit): an A/B comparison on a noisy host.
  */
-/** V8 flags of the `--alt` process (`--alt-v8 FLAGS`; default: those of Fulcrum). */
-const ALT_V8 = Deno.args.includes("--alt-v8")
-  ? Deno.args[Deno.args.indexOf("--alt-v8") + 1]
-  : Deno.args.includes("--v8")
-  ? Deno.args[Deno.args.indexOf("--v8") + 1]
-  : FULCRUM_V8_FLAGS;
 const ALT = Deno.args.includes("--alt") ? Deno.args[Deno.args.indexOf("--alt") + 1] : undefined;
 /** Extra `deno run` flags for the Fulcrum process (`--fulcrum-flags "--cpu-prof"`). */
 const EXTRA_ARG = Deno.args.includes("--fulcrum-flags")
@@ -52,13 +46,6 @@ const EXTRA_ARG = Deno.args.includes("--fulcrum-flags")
 const ONLY = Deno.args.includes("--only")
   ? Deno.args[Deno.args.indexOf("--only") + 1].split(",")
   : undefined;
-
-/** The `--v8-flags=` value of deno.json's `run` task ("" when it has none). */
-function productV8Flags(): string {
-  const json = JSON.parse(Deno.readTextFileSync(new URL("../deno.json", import.meta.url)));
-  const command: string = json.tasks.run.command ?? json.tasks.run;
-  return /--v8-flags=(\S+)/.exec(command)?.[1] ?? "";
-}
 
 /** Parsed wrk output. */
 interface WrkResult {
@@ -108,29 +95,33 @@ async function plainMode(port: number): Promise<void> {
   Deno.exit(0);
 }
 
-async function serveMode(configPath: string): Promise<void> {
-  const raw = JSON.parse(await Deno.readTextFile(configPath));
-  const model = buildModel(configSchema.parse(raw), { path: configPath, hash: "bench" });
-  const l7 = createL7({
-    states: new ServerStates(),
-    roles: new RoleBoard(),
-    log: createLogger({ level: "warn" }),
-  });
-  await l7.start(model);
-  const trim = startMemoryTrim(); // as `fulcrum run` does
-  console.log("ready");
-  await new Promise<void>((resolve) => {
-    Deno.addSignalListener("SIGTERM", () => resolve());
-  });
-  trim.stop();
-  await l7.stop();
-  Deno.exit(0);
+/**
+ * `fulcrum run` from checkout `dir` on `config`, pinned to CPU 0 (the proxies' core),
+ * with the product's flags (`v8` replaces its V8 flags: "" for none).
+ */
+function fulcrumOnCore0(dir: string, config: string, v8: string | undefined): string[] {
+  return [
+    "taskset",
+    "-c",
+    "0",
+    Deno.execPath(),
+    "run",
+    ...productRunFlags({ v8 }),
+    ...EXTRA_ARG,
+    `${dir}/main.ts`,
+    "run",
+    "-c",
+    config,
+    "--log-level",
+    "warn",
+  ];
 }
 
-/** A `deno run -A` command line pinned to CPU 0 (the proxies' core), with V8 flags. */
-function denoOnCore0(v8: string | undefined, args: string[]): string[] {
-  const flags = v8 ? [`--v8-flags=${v8}`] : [];
-  return ["taskset", "-c", "0", Deno.execPath(), "run", "-A", ...flags, ...args];
+/** This module as the bare Deno proxy (`--plain`) on CPU 0, with Fulcrum's V8 flags. */
+function plainOnCore0(): string[] {
+  const v8 = productRunFlags({ v8: V8_FLAGS }).filter((f) => f.startsWith("--v8-flags="));
+  const self = new URL(import.meta.url).pathname;
+  return ["taskset", "-c", "0", Deno.execPath(), "run", "-A", ...v8, self, "--plain"];
 }
 
 function rssOf(pid: number): number {
@@ -215,8 +206,6 @@ function median(values: number[]): number {
 
 async function main(): Promise<void> {
   const args = Deno.args;
-  const serveAt = args.indexOf("--serve");
-  if (serveAt >= 0) return await serveMode(args[serveAt + 1]);
   if (args.includes("--plain")) return await plainMode(PORTS.plain);
   const seconds = args.includes("--duration") ? Number(args[args.indexOf("--duration") + 1]) : 10;
   const rounds = args.includes("--rounds") ? Number(args[args.indexOf("--rounds") + 1]) : 3;
@@ -283,8 +272,9 @@ backend be
   ${BACKENDS.map((p, i) => `server s${i} 127.0.0.1:${p}`).join("\n  ")}
 `,
     );
-    const fulcrumConfig = (port: number) =>
+    const fulcrumConfig = (port: number, admin: number) =>
       JSON.stringify({
+        admin: { listen: `127.0.0.1:${admin}` },
         pools: { html: { servers: BACKENDS.map((p) => ({ address: `127.0.0.1:${p}` })) } },
         l7: {
           listeners: [{
@@ -299,22 +289,24 @@ backend be
           }],
         },
       });
-    await Deno.writeTextFile(`${dir}/fulcrum.json`, fulcrumConfig(PORTS.fulcrum));
-    await Deno.writeTextFile(`${dir}/alt.json`, fulcrumConfig(PORTS.alt));
+    await Deno.writeTextFile(
+      `${dir}/fulcrum.json`,
+      fulcrumConfig(PORTS.fulcrum, PORTS.fulcrumAdmin),
+    );
+    await Deno.writeTextFile(`${dir}/alt.json`, fulcrumConfig(PORTS.alt, PORTS.altAdmin));
     procs.push(spawn(["taskset", "-c", "1", "nginx", "-c", `${dir}/backends.conf`, "-p", dir]));
     for (const p of BACKENDS) await waitPort(p);
     const nginx = spawn(["taskset", "-c", "0", "nginx", "-c", `${dir}/proxy.conf`, "-p", dir]);
     const haproxy = spawn(["taskset", "-c", "0", "haproxy", "-f", `${dir}/haproxy.cfg`]);
-    const self = new URL(import.meta.url).pathname;
-    const fulcrum = spawn(
-      denoOnCore0(V8_FLAGS, [...EXTRA_ARG, self, "--serve", `${dir}/fulcrum.json`]),
-      { quiet: !Deno.args.includes("--fulcrum-stdout") },
-    );
-    const plain = spawn(denoOnCore0(V8_FLAGS, [self, "--plain"]));
+    const checkout = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
+    const fulcrum = spawn(fulcrumOnCore0(checkout, `${dir}/fulcrum.json`, V8_FLAGS), {
+      quiet: !Deno.args.includes("--fulcrum-stdout"),
+    });
+    const plain = spawn(plainOnCore0());
     procs.push(nginx, haproxy, fulcrum, plain);
     const alt = ALT === undefined
       ? undefined
-      : spawn(denoOnCore0(ALT_V8, [`${ALT}/bench/l7_speed.ts`, "--serve", `${dir}/alt.json`]));
+      : spawn(fulcrumOnCore0(ALT, `${dir}/alt.json`, ALT_V8));
     if (alt) {
       procs.push(alt);
       await waitPort(PORTS.alt, 30_000);
@@ -334,7 +326,9 @@ backend be
     );
     console.log(
       `wrk -c50 -d${seconds}s, proxies pinned to CPU 0, wrk, backends and this driver on CPU 1; ` +
-        `${rounds} interleaved rounds, medians; fulcrum V8 flags: ${V8_FLAGS || "none"}`,
+        `${rounds} interleaved rounds, medians; fulcrum: deno run ${
+          productRunFlags({ v8: V8_FLAGS }).join(" ")
+        }`,
     );
     const paths = args.includes("--path") ? [args[args.indexOf("--path") + 1]] : ["/1k", "/100k"];
     const runs = new Map<string, (WrkResult & { rss: number })[]>();
