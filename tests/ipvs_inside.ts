@@ -202,7 +202,7 @@ Deno.test("every scheduler and forwarding method is programmed as ipvsadm shows 
     }
     // And so does the CLI (`fulcrum ipvs list` / `save` → l4/ipvs/cli.ts).
     const cli = (sub: string) =>
-      sh(`"${Deno.execPath()}" run -A --no-check --no-lock l4/ipvs/cli.ts ${sub}`);
+      sh(`"${Deno.execPath()}" run -A --no-check --frozen l4/ipvs/cli.ts ${sub}`);
     assert.equal(await cli("list"), await sh("ipvsadm -Ln"));
     assert.equal(await cli("save"), save);
     const views = await plane.services();
@@ -648,7 +648,7 @@ Deno.test("fulcrum run with dataplane auto picks IPVS, programs the kernel and c
       "run",
       "-A",
       "--no-check",
-      "--no-lock",
+      "--frozen",
       "main.ts",
       "run",
       "-c",

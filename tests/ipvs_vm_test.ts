@@ -36,7 +36,7 @@ Deno.test({
         "--",
         "sh",
         "-c",
-        'NO_COLOR=1 "$DENO" test -A --no-check --no-lock tests/ipvs_inside.ts 2>&1',
+        'NO_COLOR=1 "$DENO" test -A --no-check --frozen tests/ipvs_inside.ts 2>&1',
       ],
       cwd: root,
       env: {
