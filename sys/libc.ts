@@ -512,9 +512,18 @@ export function epollWait(
   return libc().epollWait(ep, events, Math.floor(events.byteLength / 12), timeoutMs);
 }
 
-/** Takes the events of an epoll set that are ready now (no waiting): their count. */
-export function epollWaitNow(ep: number, events: Uint8Array<ArrayBuffer>): number {
-  const n = libc().epollWaitNow(ep, events, Math.floor(events.byteLength / 12), 0);
+/**
+ * Takes the events of an epoll set that are ready now: their count. With
+ * `options.timeoutMs` it waits that long for one on this thread (which does nothing
+ * else meanwhile).
+ */
+export function epollWaitNow(
+  ep: number,
+  events: Uint8Array<ArrayBuffer>,
+  options: { timeoutMs?: number } = {},
+): number {
+  const max = Math.floor(events.byteLength / 12);
+  const n = libc().epollWaitNow(ep, events, max, options.timeoutMs ?? 0);
   return n < 0 ? 0 : n;
 }
 

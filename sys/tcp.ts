@@ -71,6 +71,8 @@ const BATCH = 256;
 const STREAK = 16;
 /** …or milliseconds (whichever comes first). */
 const YIELD_MS = 2;
+/** How long a busy loop waits on its own thread for the next event before yielding. */
+const BUSY_WAIT_MS = 1;
 /**
  * Socket reads one round of the loop (one batch of events) grants before the next
  * reads wait for the next round: about a millisecond of work.
@@ -145,7 +147,12 @@ class Poller {
         // other I/O (VRRP adverts, health checks, the admin API) get their turn. With
         // reads put off to the next round, that wait must not block.
         if (streak < STREAK && Date.now() - since <= YIELD_MS) {
-          const ready = epollWaitNow(this.#ep, this.#events);
+          let ready = epollWaitNow(this.#ep, this.#events);
+          if (ready === 0 && streak > 0 && this.#deferred.length === 0) {
+            // busy, but the peers have not answered yet: a short wait here costs less
+            // than handing the wait to another thread on the same core and back
+            ready = epollWaitNow(this.#ep, this.#events, { timeoutMs: BUSY_WAIT_MS });
+          }
           if (ready > 0 || this.#deferred.length > 0) {
             streak++;
             this.#round(ready);
