@@ -50,40 +50,6 @@ Deno.test("text replaces the file, and the host's addresses come from the caller
   assert.equal(local.model.source.path, "t.yaml");
 });
 
-Deno.test("what main.ts imports statically never loads the YAML parser or zod", async () => {
-  // the point of the child: the long-running process holds neither (about 15 MB)
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: ["info", "--json", new URL("../main.ts", import.meta.url).href],
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  assert.equal(out.code, 0, new TextDecoder().decode(out.stderr));
-  const info = JSON.parse(new TextDecoder().decode(out.stdout));
-  const modules = new Map<string, { dependencies?: Dependency[] }>(
-    info.modules.map((m: { specifier: string }) => [m.specifier, m]),
-  );
-  const reached = new Set<string>();
-  const queue: string[] = [...info.roots];
-  while (queue.length) {
-    const specifier = queue.pop()!;
-    if (reached.has(specifier)) continue;
-    reached.add(specifier);
-    for (const dep of modules.get(specifier)?.dependencies ?? []) {
-      if (dep.code && !dep.isDynamic) queue.push(dep.code.specifier);
-    }
-  }
-  assert.ok([...reached].some((s) => s.endsWith("/config/isolated.ts")), "the walk works");
-  assert.ok([...reached].some((s) => s.endsWith("/l7/proxy.ts")), "the walk works");
-  const loaders = [...reached].filter((s) => /zod|yaml|\/config\/(load|schema)\.ts$/.test(s));
-  assert.deepEqual(loaders, []);
-});
-
-/** One import of a module in `deno info --json`. */
-interface Dependency {
-  readonly code?: { readonly specifier: string };
-  readonly isDynamic?: boolean;
-}
-
 Deno.test("without --allow-run the config is loaded in-process, with the same result", async () => {
   const dir = await Deno.makeTempDir();
   try {

@@ -22,9 +22,7 @@ import { type RealServer, ServiceRuntime } from "../service.ts";
 import { ESTIMATOR_INTERVAL } from "../stats.ts";
 import { CHECK_EXPIRE_INTERVAL } from "../sched/locality.ts";
 import type { Closer, PlaneContext } from "./context.ts";
-import { listenTcp } from "./tcp.ts";
 import { spliceAvailable, spliceSlots } from "../../sys/splice.ts";
-import { listenUdp } from "./udp.ts";
 
 /** How often the GC, persistence and embryonic sweeps run. */
 export const SWEEP_INTERVAL = 1000;
@@ -133,7 +131,10 @@ export function createUserspacePlane(
       deps.log.warn("sctp is not carried by the userspace plane", { service: c.name });
       return;
     }
-    const listener = c.protocol === "udp" ? await listenUdp(svc, ctx) : await listenTcp(svc, ctx);
+    // node:net and node:dgram (~5 MB of RSS) load with the first service that needs them
+    const listener = c.protocol === "udp"
+      ? await (await import("./udp.ts")).listenUdp(svc, ctx)
+      : await (await import("./tcp.ts")).listenTcp(svc, ctx);
     listeners.set(c.name, listener);
     deps.log.info("service listening", {
       service: c.name,
