@@ -57,8 +57,9 @@ export async function loadConfigIsolated(
     localAddresses: (options.localAddresses ?? hostAddresses)() ?? null,
   };
   if (!mayStartChild()) return await answer(request); // without --allow-run: in-process
+  const args = loaderArgs();
   const child = new Deno.Command(Deno.execPath(), {
-    args: loaderArgs(),
+    args,
     stdin: "piped",
     stdout: "piped",
     stderr: "piped",
@@ -71,7 +72,7 @@ export async function loadConfigIsolated(
   if (code !== 0 || !text) {
     const why = new TextDecoder().decode(stderr).trim().split("\n").slice(-3).join(" | ");
     throw new Error(
-      `the config loader (${Deno.execPath()} ${loaderArgs().join(" ")}) exited with code ` +
+      `the config loader (${Deno.execPath()} ${args.join(" ")}) exited with code ` +
         `${code}: ${why || "no message"}; check that Fulcrum's files are intact and readable`,
     );
   }
