@@ -65,6 +65,8 @@ const SYMBOLS = {
   },
   epollWaitNow: { name: "epoll_wait", parameters: ["i32", "buffer", "i32", "i32"], result: "i32" },
   mallocTrim: { name: "malloc_trim", parameters: ["usize"], result: "i32", nonblocking: true },
+  open: { parameters: ["buffer", "i32"], result: "i32" },
+  madvise: { parameters: ["pointer", "usize", "i32"], result: "i32" },
 } as const satisfies Deno.ForeignLibraryInterface;
 
 type Libc = Deno.DynamicLibrary<typeof SYMBOLS>["symbols"];
@@ -564,4 +566,43 @@ export function bindNow(fd: number, sockaddr: Uint8Array<ArrayBuffer>): number {
  */
 export async function mallocTrim(): Promise<boolean> {
   return (await libc().mallocTrim(0n)) === 1;
+}
+
+/** `madvise` advice: drop the pages; a later access faults them in again. */
+export const MADV_DONTNEED = 4;
+
+/** `madvise(address, length, advice)` without throwing: 0, or `-errno`. */
+export function madviseNow(address: bigint, length: number, advice: number): number {
+  const at = Deno.UnsafePointer.create(address);
+  return libc().madvise(at, BigInt(length), advice) < 0 ? -lastErrno() : 0;
+}
+
+/**
+ * Reads a whole file through libc: for the process's own /proc files, which Deno's
+ * permissions keep from `Deno.readFile` unless every permission is granted.
+ */
+export function readFileNow(path: string): Uint8Array {
+  const fd = libc().open(new TextEncoder().encode(`${path}\0`), O_CLOEXEC);
+  if (fd < 0) throw new Error(`cannot open ${path}: ${strerror(lastErrno())}`);
+  const chunks: Uint8Array[] = [];
+  let total = 0;
+  try {
+    while (true) {
+      const chunk = new Uint8Array(65536);
+      const n = Number(libc().read(fd, chunk, BigInt(chunk.byteLength)));
+      if (n < 0) throw new Error(`cannot read ${path}: ${strerror(lastErrno())}`);
+      if (n === 0) break;
+      chunks.push(chunk.subarray(0, n));
+      total += n;
+    }
+  } finally {
+    libc().close(fd);
+  }
+  const out = new Uint8Array(total);
+  let at = 0;
+  for (const chunk of chunks) {
+    out.set(chunk, at);
+    at += chunk.byteLength;
+  }
+  return out;
 }
