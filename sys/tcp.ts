@@ -61,6 +61,8 @@ const EPOLLHUP = 0x10;
 const EPOLLRDHUP = 0x2000;
 const EPOLLET = 0x80000000;
 const READABLE = EPOLLIN | EPOLLERR | EPOLLHUP | EPOLLRDHUP;
+/** Events after which reads never wait again: the peer closed, or the socket failed. */
+const ENDED = EPOLLERR | EPOLLHUP | EPOLLRDHUP;
 const WRITABLE = EPOLLOUT | EPOLLERR | EPOLLHUP;
 const IPPROTO_TCP = 6;
 const TCP_NODELAY = 1;
@@ -202,7 +204,7 @@ class Poller {
       this.#deferred = [];
       for (const conn of deferred) {
         conn.deferred = false;
-        conn.ready(READABLE);
+        conn.ready(EPOLLIN);
       }
     }
     this.#dispatch(n);
@@ -228,6 +230,13 @@ class Poller {
 }
 
 const poller = new Poller();
+
+let reads = 0;
+
+/** Read system calls the connections of this process have made so far. */
+export function tcpReads(): number {
+  return reads;
+}
 
 /** True when the sockets of this module can be used (FFI allowed, Linux libc). */
 export function tcpAvailable(): boolean {
@@ -279,6 +288,14 @@ export class TcpConn implements Pollable {
   #fd: number;
   #readWaiter: (() => void) | undefined;
   #writeWaiter: (() => void) | undefined;
+  /**
+   * False after a read found the socket drained (a short read or `EAGAIN`) until the
+   * next readable edge: a read then would only return `EAGAIN`, so it is not made (as
+   * nginx's `ready` flag). Stays true once the peer closed or the socket failed, whose
+   * edge has been reported already.
+   */
+  #readable = true;
+  #ended = false;
   /** Whether the loop holds a put-off read of this connection (its bookkeeping). */
   deferred = false;
   /** The peer's address. */
@@ -298,6 +315,10 @@ export class TcpConn implements Pollable {
 
   /** Called by the loop with the socket's epoll events. */
   ready(events: number): void {
+    if (events & READABLE) {
+      this.#readable = true;
+      if (events & ENDED) this.#ended = true;
+    }
     if (events & READABLE && this.#readWaiter) {
       const wake = this.#readWaiter;
       this.#readWaiter = undefined;
@@ -317,12 +338,19 @@ export class TcpConn implements Pollable {
    * was closed here.
    */
   tryRead(p: Uint8Array): number {
-    if (this.#fd >= 0 && !poller.mayRead(this)) return -1;
+    if (this.#fd >= 0 && (!this.#readable || !poller.mayRead(this))) return -1;
     while (true) {
       if (this.#fd < 0) throw new Error("the connection was closed");
       const n = readNow(this.#fd, p as Uint8Array<ArrayBuffer>);
-      if (n >= 0) return n;
-      if (n === -EAGAIN) return -1;
+      reads++;
+      if (n >= 0) {
+        if (n > 0 && n < p.byteLength && !this.#ended) this.#readable = false;
+        return n;
+      }
+      if (n === -EAGAIN) {
+        if (!this.#ended) this.#readable = false;
+        return -1;
+      }
       if (n !== -EINTR) throw failure("read", -n);
     }
   }

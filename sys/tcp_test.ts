@@ -9,7 +9,7 @@ import {
   SOCK_STREAM,
   socketNow,
 } from "./libc.ts";
-import { connectTcp, listenTcp, type TcpConn, tcpIdle } from "./tcp.ts";
+import { connectTcp, listenTcp, type TcpConn, tcpIdle, tcpReads } from "./tcp.ts";
 
 async function readAll(conn: { read(p: Uint8Array): Promise<number | null> }): Promise<number[]> {
   const out: number[] = [];
@@ -225,5 +225,36 @@ Deno.test("peers that answer at once cannot keep the loop from serving another s
   for (const conn of [ping, pong, waiting, writer]) conn.close();
   closePing();
   closeOther();
+  await tcpIdle();
+});
+
+Deno.test("a short read is the last until the peer sends again, and a close after data is still seen", async () => {
+  const listener = listenTcp({ hostname: "127.0.0.1", port: 0 });
+  const client = await Deno.connect({ hostname: "127.0.0.1", port: listener.addr.port });
+  const conn = await listener.accept();
+  const buf = new Uint8Array(1024);
+  await writeAll(client, new TextEncoder().encode("first"));
+  assert.equal(await conn.read(buf), 5);
+  // drained: trying again costs no system call until the next edge
+  const before = tcpReads();
+  assert.equal(conn.tryRead(buf), -1);
+  assert.equal(tcpReads(), before);
+  await writeAll(client, new TextEncoder().encode("second"));
+  assert.equal(await conn.read(buf), 6);
+  assert.equal(new TextDecoder().decode(buf.subarray(0, 6)), "second");
+  // data and FIN together: the short read of the data must not hide the end
+  await writeAll(client, new TextEncoder().encode("last"));
+  client.close();
+  await new Promise((r) => setTimeout(r, 20));
+  assert.equal(await conn.read(buf), 4);
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const end = await Promise.race([
+    conn.read(buf),
+    new Promise((r) => timer = setTimeout(() => r("no end of stream within 2 s"), 2000)),
+  ]);
+  clearTimeout(timer);
+  assert.equal(end, null);
+  conn.close();
+  listener.close();
   await tcpIdle();
 });
