@@ -95,7 +95,7 @@ export function cleanMappings(smaps: string, path: string): CleanMapping[] {
   const out: CleanMapping[] = [];
   let current: CleanMapping | undefined;
   for (const line of smaps.split("\n")) {
-    const header = /^([0-9a-f]+)-([0-9a-f]+) (\S{4}) \S+ \S+ \S+\s+(.*)$/.exec(line);
+    const header = /^([0-9a-f]+)-([0-9a-f]+) (\S{4}) \S+ \S+ \S+\s*(.*)$/.exec(line);
     if (header) {
       const [, start, end, perms, name] = header;
       current = perms[1] !== "w" && name === path
