@@ -298,6 +298,12 @@ interface Client extends Timed {
   scratch: Uint8Array;
   /** The header/idle timeout handler (made once per connection). */
   onHeadTimeout: () => void;
+  /**
+   * The lines added to the last forwarded head that carried no forwarding headers of
+   * its own, with what they were made from: the next request of the connection
+   * usually reuses them.
+   */
+  added?: { config: unknown; host: string | undefined; text: string };
 }
 
 /** A short plain-text error response; `close` adds `connection: close`. */
@@ -798,7 +804,6 @@ export class ProxyListener {
       const t = parseTarget(head.target);
       return t ? t.path + (t.query ? `?${t.query}` : "") : "/";
     })();
-    let out = "";
     let xff: string | undefined;
     let forwarded: string | undefined;
     let via: string | undefined;
@@ -830,7 +835,37 @@ export class ProxyListener {
       if (lower === "host") hostValue = valueAt(head, i);
       keep[i] = 1;
     }
-    if (cfg.forwarded_headers) {
+    const plain = xff === undefined && forwarded === undefined && via === undefined &&
+      upgrade === undefined;
+    const added = c.added;
+    let out: string;
+    if (plain && added !== undefined && added.config === cfg && added.host === hostValue) {
+      out = added.text;
+    } else {
+      out = this.#addedLines(c, { xff, forwarded, via, hostValue, upgrade });
+      if (plain) c.added = { config: cfg, host: hostValue, text: out };
+    }
+    return writeHead(`${head.method} ${target} HTTP/1.1`, head, {
+      keep,
+      extra: out,
+      into: c.scratch,
+    });
+  }
+
+  /** The lines a forwarded request head gets: X-Forwarded-*, Forwarded, Via, Upgrade. */
+  #addedLines(
+    c: Client,
+    o: {
+      xff: string | undefined;
+      forwarded: string | undefined;
+      via: string | undefined;
+      hostValue: string | undefined;
+      upgrade: string | undefined;
+    },
+  ): string {
+    const { xff, forwarded, via, hostValue, upgrade } = o;
+    let out = "";
+    if (this.state.config.forwarded_headers) {
       const proto = this.#tls ? "https" : "http";
       out += `x-forwarded-for: ${xff === undefined ? c.ip : `${xff}, ${c.ip}`}\r\n`;
       out += `x-forwarded-proto: ${proto}\r\n`;
@@ -841,11 +876,7 @@ export class ProxyListener {
     }
     out += `via: ${via === undefined ? VIA : `${via}, ${VIA}`}\r\n`;
     if (upgrade !== undefined) out += `connection: upgrade\r\nupgrade: ${upgrade}\r\n`;
-    return writeHead(`${head.method} ${target} HTTP/1.1`, head, {
-      keep,
-      extra: out,
-      into: c.scratch,
-    });
+    return out;
   }
 
   /** Builds the response head sent to the client (in `into` when given and it fits). */

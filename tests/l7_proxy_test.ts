@@ -326,6 +326,37 @@ Deno.test("forwarded headers are added, hop-by-hop headers removed, backend head
   }
 });
 
+Deno.test("on one connection each request gets the forwarded headers of its own Host and X-Forwarded-For", async () => {
+  const b = backend("h", (req) =>
+    new Response(JSON.stringify(Object.fromEntries(req.headers)), {
+      headers: { "x-served-by": "h-1" },
+    }));
+  try {
+    await withSwitch({ html: [b.address] }, { rules: [{ pool: "html" }] }, async ({ port }) => {
+      const request = (host: string, extra = "") =>
+        `GET /h HTTP/1.1\r\nHost: ${host}\r\n${extra}\r\n`;
+      const r = await raw(
+        port,
+        request("a.example") + request("b.example") +
+          request("b.example", "X-Forwarded-For: 10.1.1.1\r\n") + request("b.example"),
+        { until: (t) => (t.match(/\}/g) ?? []).length === 4 },
+      );
+      const seen = (r.text.match(/\{[^}]*\}/g) ?? []).map((body) => JSON.parse(body));
+      assert.deepEqual(
+        seen.map((h) => [h["x-forwarded-host"], h["x-forwarded-for"], h["forwarded"]]),
+        [
+          ["a.example", "127.0.0.1", 'for=127.0.0.1;proto=http;host="a.example"'],
+          ["b.example", "127.0.0.1", 'for=127.0.0.1;proto=http;host="b.example"'],
+          ["b.example", "10.1.1.1, 127.0.0.1", 'for=127.0.0.1;proto=http;host="b.example"'],
+          ["b.example", "127.0.0.1", 'for=127.0.0.1;proto=http;host="b.example"'],
+        ],
+      );
+    });
+  } finally {
+    await b.close();
+  }
+});
+
 /** Deterministic bytes and a running checksum over them. */
 function chunkAt(i: number, size: number): Uint8Array {
   const out = new Uint8Array(size);
