@@ -2,19 +2,17 @@
  * Process metrics in the names Prometheus's client libraries use.
  * @module
  */
+import { readOwnProcFile } from "../sys/proc.ts";
 import { family } from "./prom.ts";
 
 const CLOCK_TICKS = 100;
 
 /** CPU seconds (user + system) of this process from /proc, or undefined off Linux. */
 export function cpuSeconds(): number | undefined {
-  try {
-    const stat = Deno.readTextFileSync("/proc/self/stat");
-    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-    return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS;
-  } catch {
-    return undefined;
-  }
+  const stat = readOwnProcFile("stat");
+  if (stat === undefined) return undefined;
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS;
 }
 
 /** Open file descriptors of this process, or undefined when /proc is not readable. */

@@ -14,6 +14,7 @@
 import type { ConfigError } from "./error.ts";
 import type { Model } from "./model.ts";
 import { type CrossCheckOptions, hostAddresses } from "./refs.ts";
+import { readOwnProcFile } from "../sys/proc.ts";
 
 /** The outcome of {@link loadConfigIsolated}. */
 export type ModelResult =
@@ -124,12 +125,7 @@ function loaderArgs(): string[] {
  * offline host run with `--no-lock` must not have its child try the registry.
  */
 function resolutionFlags(): string[] {
-  let argv: string[];
-  try {
-    argv = Deno.readTextFileSync("/proc/self/cmdline").split("\0");
-  } catch {
-    return [];
-  }
+  const argv = readOwnProcFile("cmdline")?.split("\0") ?? [];
   const script = argv.findIndex((arg, i) => i > 1 && !arg.startsWith("-"));
   return argv.slice(2, script < 0 ? argv.length : script).filter((flag) =>
     /^--(no-lock|lock=.+|cached-only|frozen(=.*)?|config=.+|no-config|import-map=.+|node-modules-dir(=.*)?|vendor(=.*)?|no-remote|no-npm)$/

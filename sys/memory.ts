@@ -13,7 +13,8 @@
  * with a larger resident set.
  * @module
  */
-import { ffiAvailable, MADV_DONTNEED, madviseNow, mallocTrim, readFileNow } from "./libc.ts";
+import { ffiAvailable, MADV_DONTNEED, madviseNow, mallocTrim } from "./libc.ts";
+import { readOwnProcFile } from "./proc.ts";
 
 /** The default interval between two trims (ms). */
 export const TRIM_INTERVAL_MS = 1000;
@@ -119,7 +120,7 @@ export function cleanMappings(smaps: string, path: string): CleanMapping[] {
 export function releaseStartupPages(): number {
   if (Deno.build.os !== "linux" || !ffiAvailable()) return 0;
   const before = Deno.memoryUsage().rss;
-  const smaps = new TextDecoder().decode(readFileNow("/proc/self/smaps"));
+  const smaps = readOwnProcFile("smaps") ?? "";
   for (const { start, end } of cleanMappings(smaps, Deno.execPath())) {
     madviseNow(start, Number(end - start), MADV_DONTNEED);
   }
