@@ -1,11 +1,12 @@
 /**
  * Speed of the L7 switch against nginx `proxy_pass` and HAProxy, each in front of the
- * same two nginx static backends on loopback, each proxy pinned to CPU 0, wrk -c50
- * for 10 s on a 1 KiB and a 100 KiB body. Prints req/s, p99 (and p50/p90) and RSS with
+ * same two nginx static backends on loopback, each proxy pinned to CPU 0 and alone
+ * there during its rounds (the others are stopped), wrk -c50 for 10 s on a 1 KiB and a
+ * 100 KiB body. Prints req/s, p99 (and p50/p90) and RSS with
  * ratios. Fulcrum is the product itself: `deno run` with the flags of deno.json's `run`
  * task on `main.ts run -c fulcrum.yaml`, admin API included.
  *
- * Run: `npx -y deno@2.9.6 run -A bench/l7_speed.ts [--duration 10] [--rounds 1]`.
+ * Run: `npx -y deno@2.9.6 run -A bench/l7_speed.ts [--duration 10] [--rounds 3]`.
  * While iterating: `--only fulcrum` (nginx stays as the base), `--path /1k`,
  * `--alt DIR [--alt-v8 FLAGS]` (a second Fulcrum from another checkout, e.g. a
  * `git worktree` of the previous commit, measured in the same run: A/B on a noisy
@@ -131,6 +132,15 @@ function rssOf(pid: number): number {
     return m ? Number(m[1]) / 1024 : NaN;
   } catch {
     return NaN;
+  }
+}
+
+/** Sends `signal` to every process of a tree (gone ones are skipped). */
+function signalTree(pid: number, signal: "SIGSTOP" | "SIGCONT"): void {
+  for (const p of treePids(pid)) {
+    try {
+      Deno.kill(p, signal);
+    } catch { /* gone */ }
   }
 }
 
@@ -325,7 +335,7 @@ backend be
       !ONLY || ONLY.includes(name) || name === "nginx" || name === "fulcrum-alt"
     );
     console.log(
-      `wrk -c50 -d${seconds}s, proxies pinned to CPU 0, wrk, backends and this driver on CPU 1; ` +
+      `wrk -c50 -d${seconds}s, proxies pinned to CPU 0 (the others stopped during each one's round), wrk, backends and this driver on CPU 1; ` +
         `${rounds} interleaved rounds, medians; fulcrum: deno run ${
           productRunFlags({ v8: V8_FLAGS }).join(" ")
         }`,
@@ -337,7 +347,16 @@ backend be
     for (let round = 0; round < rounds; round++) {
       for (const path of paths) {
         for (const [name, port, pid] of proxies) {
-          const r = await wrk(port, path, seconds, pid);
+          // alone on CPU 0: an idle proxy's own work (a Deno process collects its
+          // heap a while after its load ends) must not land in another's round
+          const others = proxies.filter(([other]) => other !== name).map(([, , p]) => p);
+          for (const other of others) signalTree(other, "SIGSTOP");
+          let r: WrkResult & { rss: number };
+          try {
+            r = await wrk(port, path, seconds, pid);
+          } finally {
+            for (const other of others) signalTree(other, "SIGCONT");
+          }
           const key = `${path} ${name}`;
           if (!runs.has(key)) runs.set(key, []);
           runs.get(key)!.push(r);
