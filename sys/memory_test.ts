@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { cleanMappings, startMemoryTrim } from "./memory.ts";
+import { runScriptJson } from "../tests/child_script.ts";
 
 const MEMORY_URL = new URL("./memory.ts", import.meta.url).href;
 
@@ -47,24 +48,11 @@ const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", new TextEnco
 console.log(JSON.stringify({ before, released, after, json, match, text, digest }));
 `;
 
-async function runChild(
+function runChild(
   permissions: string[],
   script = CHILD,
 ): Promise<Record<string, number | boolean | string>> {
-  const file = await Deno.makeTempFile({ suffix: ".ts" });
-  try {
-    await Deno.writeTextFile(file, script);
-    const out = await new Deno.Command(Deno.execPath(), {
-      args: ["run", "--no-lock", "--v8-flags=--expose-gc", ...permissions, file],
-      stdout: "piped",
-      stderr: "piped",
-    }).output();
-    const text = new TextDecoder().decode(out.stdout);
-    assert.ok(out.success, `child failed: ${new TextDecoder().decode(out.stderr)}`);
-    return JSON.parse(text.trim().split("\n").at(-1)!);
-  } finally {
-    await Deno.remove(file);
-  }
+  return runScriptJson(script, ["--v8-flags=--expose-gc", ...permissions]);
 }
 
 Deno.test({

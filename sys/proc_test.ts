@@ -1,27 +1,16 @@
 import assert from "node:assert/strict";
+import { runScriptJson } from "../tests/child_script.ts";
 import { readOwnProcFile } from "./proc.ts";
 
 const PROC_URL = new URL("./proc.ts", import.meta.url).href;
 
 /** Runs a child with `permissions` that reads its own stat and cmdline; returns what it printed. */
-async function child(permissions: string[]): Promise<{ stat?: string; cmdline?: string }> {
-  const script = await Deno.makeTempFile({ suffix: ".ts" });
-  try {
-    await Deno.writeTextFile(
-      script,
-      `import { readOwnProcFile } from ${JSON.stringify(PROC_URL)};
+function child(permissions: string[]): Promise<{ stat?: string; cmdline?: string }> {
+  return runScriptJson(
+    `import { readOwnProcFile } from ${JSON.stringify(PROC_URL)};
 console.log(JSON.stringify({ stat: readOwnProcFile("stat"), cmdline: readOwnProcFile("cmdline") }));`,
-    );
-    const out = await new Deno.Command(Deno.execPath(), {
-      args: ["run", "--no-lock", ...permissions, script],
-      stdout: "piped",
-      stderr: "piped",
-    }).output();
-    assert.ok(out.success, new TextDecoder().decode(out.stderr));
-    return JSON.parse(new TextDecoder().decode(out.stdout));
-  } finally {
-    await Deno.remove(script);
-  }
+    permissions,
+  );
 }
 
 Deno.test({
